@@ -1,0 +1,154 @@
+"""Shared fixtures: the personas (in one place) and a real Celery worker process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.services import token_create
+from opsportal.roles import Role
+
+PASSWORD = "correct-horse-battery-9"
+PERSONAS: dict[str, tuple[Role, ...]] = {
+    "data_scientist": (Role.DATA_SCIENTIST,),
+    "business_owner": (Role.BUSINESS_OWNER,),
+    "approver": (Role.APPROVER,),
+    "outsider": (),
+}
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    def make(username: str, *roles: Role, staff: bool = False) -> User:
+        user = User.objects.create_user(username=username, password=PASSWORD, is_staff=staff)
+        user.groups.set(Group.objects.filter(name__in=[str(r) for r in roles]))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def data_scientist(make_user: Callable[..., User]) -> User:
+    return make_user("dana", Role.DATA_SCIENTIST)
+
+
+@pytest.fixture
+def business_owner(make_user: Callable[..., User]) -> User:
+    return make_user("bo", Role.BUSINESS_OWNER)
+
+
+@pytest.fixture
+def approver(make_user: Callable[..., User]) -> User:
+    return make_user("april", Role.APPROVER)
+
+
+@pytest.fixture
+def outsider(make_user: Callable[..., User]) -> User:
+    return make_user("otto")
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., User]) -> User:
+    user = make_user("root", staff=True)
+    user.is_superuser = True
+    user.save(update_fields=["is_superuser"])
+    return user
+
+
+@pytest.fixture
+def persona(request: pytest.FixtureRequest) -> User:
+    """Indirect parametrisation: `@pytest.mark.parametrize("persona", [...], indirect=True)`."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[User | None], APIClient]:
+    """An API client authenticated with a real personal token of `user`."""
+
+    def make(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            _, raw = token_create(user=user, name="tests", expires_in_days=1)
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    return make
+
+
+# --- a real Celery worker -----------------------------------------------------------
+
+
+def _database_url_for_worker() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _purge_queues() -> None:
+    from opsportal.celery import app
+
+    with app.connection_for_write() as conn:
+        for name in settings.CELERY_QUEUE_NAMES:
+            conn.default_channel.queue_purge(name)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"Celery worker exited early:\n{log.read_text()[-3000:]}")
+        if " ready." in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"Celery worker not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: Any) -> Iterator[Any]:
+    """A separate `celery worker` process on the configured broker and the test database."""
+    with django_db_blocker.unblock():
+        env = {**os.environ, "DATABASE_URL": _database_url_for_worker()}
+        _purge_queues()
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "--loglevel", "INFO",
+             "--queues", ",".join(settings.CELERY_QUEUE_NAMES), "--concurrency", "2",
+             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
+        )
+    try:
+        _wait_ready(proc, log)
+        proc.log_path = log  # type: ignore[attr-defined]
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:
+    """Poll until `predicate()` is truthy; return its value or fail with a clear message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")

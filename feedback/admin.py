@@ -1,0 +1,1 @@
+"""Business feedback: Admin registrations."""

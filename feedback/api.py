@@ -1,0 +1,1 @@
+"""Business feedback: DRF views, one per operation, with nested Input/Output serializers."""

@@ -1,0 +1,1 @@
+"""Business feedback: Tables and facts about one row."""

@@ -1,0 +1,1 @@
+"""Business feedback: Thin Celery tasks: take ids, call a service."""

@@ -1,0 +1,1 @@
+"""Business feedback: HTML pages and partials (templates/feedback/)."""

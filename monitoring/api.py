@@ -1,0 +1,1 @@
+"""Monitoring: DRF views, one per operation, with nested Input/Output serializers."""

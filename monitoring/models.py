@@ -1,0 +1,1 @@
+"""Monitoring: Tables and facts about one row."""

@@ -1,0 +1,1 @@
+"""Monitoring: Thin Celery tasks: take ids, call a service."""

@@ -1,0 +1,1 @@
+"""Monitoring: HTML pages and partials (templates/monitoring/)."""

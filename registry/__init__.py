@@ -1,0 +1,3 @@
+"""Registered models, versions, artifacts, signatures, aliases/stages, promotion requests, approval
+policies and gates.
+"""

@@ -1,0 +1,1 @@
+"""Model registry: DRF views, one per operation, with nested Input/Output serializers."""

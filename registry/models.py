@@ -1,0 +1,1 @@
+"""Model registry: Tables and facts about one row."""

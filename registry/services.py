@@ -1,0 +1,1 @@
+"""Model registry: Every write and side effect: keyword-only, typed functions named <entity>_<action>."""

@@ -1,0 +1,1 @@
+"""Model registry: Thin Celery tasks: take ids, call a service."""

@@ -1,0 +1,1 @@
+"""Model registry: HTML pages and partials (templates/registry/)."""

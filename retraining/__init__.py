@@ -1,0 +1,1 @@
+"""Training recipes, schedules and triggers, runs, challenger evaluation."""

@@ -1,0 +1,1 @@
+"""Retraining: Admin registrations."""

@@ -1,0 +1,1 @@
+"""Retraining: DRF views, one per operation, with nested Input/Output serializers."""

@@ -1,0 +1,1 @@
+"""Retraining: Tables and facts about one row."""

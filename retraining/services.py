@@ -1,0 +1,1 @@
+"""Retraining: Every write and side effect: keyword-only, typed functions named <entity>_<action>."""

@@ -1,0 +1,1 @@
+"""Retraining: Thin Celery tasks: take ids, call a service."""

@@ -1,0 +1,10 @@
+"""Retraining: pages (`urlpatterns`) and REST operations (`api_urlpatterns`, under /api/v1/)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+app_name = "retraining"
+
+urlpatterns: list[URLPattern] = []
+api_urlpatterns: list[URLPattern] = []

@@ -1,0 +1,1 @@
+"""Retraining: HTML pages and partials (templates/retraining/)."""

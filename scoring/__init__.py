@@ -1,0 +1,1 @@
+"""Real-time predict API, model cache, batch scoring jobs, prediction log."""

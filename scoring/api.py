@@ -1,0 +1,1 @@
+"""Scoring: DRF views, one per operation, with nested Input/Output serializers."""

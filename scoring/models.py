@@ -1,0 +1,1 @@
+"""Scoring: Tables and facts about one row."""

@@ -1,0 +1,1 @@
+"""Scoring: Every write and side effect: keyword-only, typed functions named <entity>_<action>."""

@@ -1,0 +1,1 @@
+"""Scoring: Thin Celery tasks: take ids, call a service."""

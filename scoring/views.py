@@ -1,0 +1,1 @@
+"""Scoring: HTML pages and partials (templates/scoring/)."""
