@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -27,6 +28,12 @@ PERSONAS: dict[str, tuple[Role, ...]] = {
     "approver": (Role.APPROVER,),
     "outsider": (),
 }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Throttle counters and cached reads never leak from one test into the next."""
+    cache.clear()
 
 
 @pytest.fixture

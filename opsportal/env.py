@@ -13,6 +13,8 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
 
+__all__ = ["dotenv_values", "env_bool", "env_choice", "env_int", "env_list", "env_str"]
+
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 

@@ -165,8 +165,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static"))).resolve()
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
 MEDIA_URL = "media/"
@@ -265,6 +265,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ----------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 7200, minimum=60)
 BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL == "filesystem://":
     # kombu's filesystem transport: one folder is both the in and out box, so a
@@ -280,7 +281,7 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Unacknowledged tasks come back after this long; every time limit below
     # stays under it so a long task is never handed to a second worker.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 7200, minimum=60),
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
         "unacked_restore_interval": 10,
     }
 else:
@@ -312,8 +313,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimu
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=2)
 CELERY_TRAINING_TIME_LIMIT = env_int("CELERY_TRAINING_TIME_LIMIT", 3600, minimum=2)
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", 2, minimum=1)
-_visibility = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
-if _visibility is not None and max(CELERY_TASK_TIME_LIMIT, CELERY_TRAINING_TIME_LIMIT) >= int(_visibility):  # type: ignore[call-overload]
+if max(CELERY_TASK_TIME_LIMIT, CELERY_TRAINING_TIME_LIMIT) >= CELERY_VISIBILITY_TIMEOUT:
     raise ImproperlyConfigured(
         "Celery time limits must stay below CELERY_VISIBILITY_TIMEOUT, or a long task is redelivered twice"
     )

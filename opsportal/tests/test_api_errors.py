@@ -90,3 +90,16 @@ def test_it_paginates_lists(data_scientist, api_client_for):
         token_create(user=data_scientist, name=f"t{i}", expires_in_days=None)
     body = api_client_for(data_scientist).get("/api/v1/tokens/?page_size=2").json()
     assert body["count"] == 4 and len(body["results"]) == 2 and body["next"]
+
+
+def test_it_throttles_token_requests_with_429_and_retry_after(data_scientist, monkeypatch):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "2/min"})
+    client = APIClient()
+    for _ in range(2):
+        client.post("/api/v1/auth/token/", {"username": "dana", "password": "x"}, format="json")
+    response = client.post("/api/v1/auth/token/", {"username": "dana", "password": "x"}, format="json")
+    assert response.status_code == 429
+    assert error_of(response)["code"] == "throttled"
+    assert int(response["Retry-After"]) > 0

@@ -80,3 +80,9 @@ def test_it_keeps_every_time_limit_below_the_redis_visibility_timeout():
     assert settings.CELERY_TASK_SOFT_TIME_LIMIT < settings.CELERY_TASK_TIME_LIMIT < visibility
     assert visibility > settings.CELERY_TRAINING_TIME_LIMIT
 
+
+
+def test_it_documents_every_variable_it_reads_in_env_example():
+    documented = set(env.dotenv_values(settings.BASE_DIR / ".env.example"))
+    read = {name for name in env.KNOWN if not name.startswith("X_TEST")}
+    assert documented == read
