@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 
+from accounts.models import Team
 from accounts.services import token_create
 from opsportal.roles import Role
 
@@ -38,9 +39,11 @@ def _fresh_cache() -> None:
 
 @pytest.fixture
 def make_user(db: None) -> Callable[..., User]:
-    def make(username: str, *roles: Role, staff: bool = False) -> User:
+    def make(username: str, *roles: Role, staff: bool = False, team: str | None = None) -> User:
         user = User.objects.create_user(username=username, password=PASSWORD, is_staff=staff)
         user.groups.set(Group.objects.filter(name__in=[str(r) for r in roles]))
+        if team:
+            Team.objects.get_or_create(slug=team, defaults={"name": team.title()})[0].members.add(user)
         return user
 
     return make
@@ -48,7 +51,13 @@ def make_user(db: None) -> Callable[..., User]:
 
 @pytest.fixture
 def data_scientist(make_user: Callable[..., User]) -> User:
-    return make_user("dana", Role.DATA_SCIENTIST)
+    return make_user("dana", Role.DATA_SCIENTIST, team="data-science")
+
+
+@pytest.fixture
+def other_data_scientist(make_user: Callable[..., User]) -> User:
+    """A data scientist of another team: must never see the first team's models."""
+    return make_user("ravi", Role.DATA_SCIENTIST, team="risk")
 
 
 @pytest.fixture
@@ -159,3 +168,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
             return value
         time.sleep(interval)
     pytest.fail(f"condition not met within {timeout}s")
+
+
+SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+
+
+def shared_dataset(name: str) -> Path:
+    """A public dataset from ../shared/data, or a skip that says why."""
+    path = SHARED_DATA / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent: this acceptance test needs the shared public datasets beside the checkout")
+    return path

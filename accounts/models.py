@@ -7,6 +7,20 @@ from django.utils import timezone
 TOKEN_PREFIX = "opk_"
 
 
+class Team(models.Model):
+    """A group of people owning models. Data scientists see their teams' models only."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 digest is stored; the secret is shown once."""
 

@@ -22,6 +22,8 @@ from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
+from opsportal.errors import DomainError
+
 logger = logging.getLogger(__name__)
 
 DRF_CODES: dict[type[exceptions.APIException], str] = {
@@ -89,6 +91,8 @@ def _drf_error(exc: exceptions.APIException) -> tuple[str, str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     django_error = _django_error(exc)
     if django_error is not None:
         status_code, code, message = django_error

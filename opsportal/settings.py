@@ -187,6 +187,17 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000, m
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 10, minimum=1)
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 256 * 1024 * 1024, minimum=1024)
 
+# --- model registry ---------------------------------------------------------------
+# Bounds checked on a skops archive's central directory before any entry is read.
+ARTIFACT_MAX_ZIP_ENTRIES = env_int("ARTIFACT_MAX_ZIP_ENTRIES", 10_000, minimum=10)
+ARTIFACT_MAX_UNCOMPRESSED_BYTES = env_int("ARTIFACT_MAX_UNCOMPRESSED_BYTES", 2 * 1024**3, minimum=1024)
+ARTIFACT_MAX_COMPRESSION_RATIO = 500
+DATASET_MAX_COLUMNS = env_int("DATASET_MAX_COLUMNS", 2000, minimum=1)
+# The validation subprocess: address-space cap and wall-clock limit.
+SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 3072, minimum=256)
+SANDBOX_TIMEOUT_SECONDS = env_int("SANDBOX_TIMEOUT_SECONDS", 300, minimum=5)
+VALIDATION_MAX_ATTEMPTS = 3
+
 # --- security ------------------------------------------------------------------
 HTTPS = env_bool("HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS

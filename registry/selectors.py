@@ -1,1 +1,141 @@
-"""Model registry: Reads."""
+"""Registry reads. Visibility: admins, approvers and business owners see every model;
+data scientists see their teams' models; anyone else sees none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from accounts.models import AuditEvent
+from opsportal.roles import Role, has_role
+from registry.models import ModelAlias, ModelVersion, RegisteredModel, RegistryPolicy, TrustedType
+
+
+def models_visible_to(user: Any) -> QuerySet[RegisteredModel]:
+    models = RegisteredModel.objects.select_related("team").prefetch_related("tags")
+    if has_role(user, Role.APPROVER, Role.BUSINESS_OWNER):
+        return models
+    if has_role(user, Role.DATA_SCIENTIST):
+        return models.filter(team__members=user).distinct()
+    return models.none()
+
+
+def can_change_model(user: Any, model: RegisteredModel) -> bool:
+    """Register versions and edit metadata: admins, or data scientists of the owning team."""
+    if getattr(user, "is_staff", False) and user.is_active:
+        return True
+    return has_role(user, Role.DATA_SCIENTIST) and model.team.members.filter(pk=user.pk).exists()
+
+
+def can_download_artifact(user: Any, model: RegisteredModel) -> bool:
+    return can_change_model(user, model) or has_role(user, Role.APPROVER)
+
+
+def model_for(user: Any, name: str) -> RegisteredModel:
+    """The model if `user` may see it; 404 otherwise, so existence is not revealed."""
+    model = models_visible_to(user).filter(name=name).first()
+    if model is None:
+        raise Http404("No such model.")
+    return model
+
+
+def model_list(
+    user: Any, *, q: str = "", stage: str = "", tag: str = "", owner: str = "", team: str = ""
+) -> QuerySet[RegisteredModel]:
+    models = models_visible_to(user)
+    if q:
+        models = models.filter(Q(name__icontains=q) | Q(title__icontains=q) | Q(description__icontains=q))
+    if stage:
+        models = models.filter(versions__stage=stage)
+    if tag:
+        models = models.filter(tags__tag=tag)
+    if owner:
+        models = models.filter(owners__username=owner)
+    if team:
+        models = models.filter(team__slug=team)
+    return models.distinct().prefetch_related(
+        Prefetch("aliases", queryset=ModelAlias.objects.select_related("version"))
+    )
+
+
+def versions_of(model: RegisteredModel) -> QuerySet[ModelVersion]:
+    return model.versions.select_related("created_by", "parent").order_by("-number")
+
+
+def version_for(user: Any, name: str, number: int) -> ModelVersion:
+    model = model_for(user, name)
+    version = versions_of(model).filter(number=number).first()
+    if version is None:
+        raise Http404("No such version.")
+    return version
+
+
+def aliases_of(model: RegisteredModel) -> dict[str, int]:
+    return {a.name: a.version.number for a in model.aliases.select_related("version")}
+
+
+def trusted_type_names() -> list[str]:
+    return list(TrustedType.objects.values_list("name", flat=True))
+
+
+def registry_policy() -> RegistryPolicy:
+    policy, _ = RegistryPolicy.objects.get_or_create(pk=1)
+    return policy
+
+
+def version_timeline(version: ModelVersion) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(target_type="registry.modelversion", target_id=str(version.pk)).order_by("id")
+
+
+def model_timeline(model: RegisteredModel) -> QuerySet[AuditEvent]:
+    version_ids = [str(pk) for pk in model.versions.values_list("pk", flat=True)]
+    return AuditEvent.objects.filter(
+        Q(target_type="registry.registeredmodel", target_id=str(model.pk))
+        | Q(target_type="registry.modelversion", target_id__in=version_ids)
+    ).order_by("-id")
+
+
+def signature_diff(a: ModelVersion, b: ModelVersion) -> list[dict[str, Any]]:
+    """Per input column: added, removed, retyped (breaking) or changed categories."""
+    left = {c["name"]: c for c in a.signature.get("inputs", [])}
+    right = {c["name"]: c for c in b.signature.get("inputs", [])}
+    rows = []
+    for name in sorted(left.keys() | right.keys()):
+        before, after = left.get(name), right.get(name)
+        if before is None:
+            rows.append({"column": name, "change": "added", "detail": after["dtype"], "breaking": False})
+        elif after is None:
+            rows.append({"column": name, "change": "removed", "detail": before["dtype"], "breaking": True})
+        elif before["dtype"] != after["dtype"]:
+            rows.append(
+                {
+                    "column": name,
+                    "change": "retyped",
+                    "breaking": True,
+                    "detail": f"{before['dtype']} → {after['dtype']}",
+                }
+            )
+        elif before.get("categories") != after.get("categories"):
+            gained = sorted(set(after.get("categories") or []) - set(before.get("categories") or []))
+            lost = sorted(set(before.get("categories") or []) - set(after.get("categories") or []))
+            rows.append(
+                {
+                    "column": name,
+                    "change": "categories",
+                    "breaking": False,
+                    "detail": f"new: {', '.join(gained) or '—'}; gone: {', '.join(lost) or '—'}",
+                }
+            )
+    return rows
+
+
+def metrics_comparison(a: ModelVersion, b: ModelVersion) -> list[dict[str, Any]]:
+    names = sorted(set(a.metrics) | set(b.metrics))
+    rows = []
+    for name in names:
+        left, right = a.metrics.get(name), b.metrics.get(name)
+        delta = right - left if isinstance(left, (int, float)) and isinstance(right, (int, float)) else None
+        rows.append({"metric": name, "a": left, "b": right, "delta": delta})
+    return rows

@@ -13,7 +13,7 @@ from opsportal.celery import app
 from opsportal.models import WorkerHeartbeat, WorkerPing
 from opsportal.tasks import heartbeat, worker_ping_answer_task
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def answered(ping_id: int) -> WorkerPing | None:

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from accounts.models import Team
 from accounts.services import audit_record
 
 
@@ -31,6 +32,7 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         with transaction.atomic():
             user = User.objects.create_superuser(username=options["username"], email="", password=password)
+            Team.objects.get_or_create(slug="data-science", defaults={"name": "Data science"})[0].members.add(user)
             audit_record(actor=None, action="user.admin_created", target=user)
         banner = "=" * 64
         self.stdout.write(self.style.SUCCESS(
