@@ -1,1 +1,40 @@
-"""Monitoring: Tables and facts about one row."""
+"""Monitoring tables: alerts (rules, runs and reports come with the monitoring feature)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlertStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved"
+
+
+class Alert(models.Model):
+    """A condition on a model that people must act on. Open critical alerts block promotion."""
+
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="alerts")
+    version = models.ForeignKey(
+        "registry.ModelVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.OPEN)
+    title = models.CharField(max_length=200)
+    detail = models.TextField(blank=True)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        indexes = [models.Index(fields=["model", "status", "severity"])]
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.title}"

@@ -170,8 +170,27 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media"))).resolve()
 MEDIA_URL = "media/"
+# Artifacts and datasets: local disk (MEDIA_ROOT) or any S3-compatible store.
+ARTIFACT_STORAGE = env_choice("ARTIFACT_STORAGE", "filesystem", ("filesystem", "s3"))
+S3_OPTIONS = {
+    "bucket_name": env_str("S3_BUCKET"),
+    "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+    "access_key": env_str("S3_ACCESS_KEY_ID") or None,
+    "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+    "region_name": env_str("S3_REGION") or None,
+    "location": env_str("S3_PREFIX", "opsportal"),
+    "file_overwrite": False,
+    "default_acl": None,
+}
+if ARTIFACT_STORAGE == "s3" and not S3_OPTIONS["bucket_name"]:
+    raise ImproperlyConfigured("ARTIFACT_STORAGE=s3 needs S3_BUCKET")
+DEFAULT_STORAGE = (
+    {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": S3_OPTIONS}
+    if ARTIFACT_STORAGE == "s3"
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if env_bool("STATIC_MANIFEST", True)

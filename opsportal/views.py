@@ -26,6 +26,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {"nav_items": [], "nav_roles": []}
     items = [("home", "Home", "house")]
+    if has_role(user, Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER):
+        items.append(("registry:list", "Models", "box-seam"))
     if has_role(user, Role.APPROVER):
         items.append(("accounts:audit", "Audit trail", "journal-check"))
     items.append(("accounts:tokens", "API tokens", "key"))

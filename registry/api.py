@@ -17,8 +17,21 @@ from rest_framework.views import APIView
 
 from opsportal.api import ApiError, Pagination
 from opsportal.roles import IsAdmin, Role, role_permission
-from registry import selectors, services
-from registry.models import ArtifactFormat, ModelVersion, RegisteredModel, Stage, Task, TrustedType, slug_validator
+from registry import promotions, selectors, services
+from registry.models import (
+    ApprovalPolicy,
+    ArtifactFormat,
+    Decision,
+    ModelVersion,
+    PromotionRequest,
+    PromotionTarget,
+    RegisteredModel,
+    RequestStatus,
+    Stage,
+    Task,
+    TrustedType,
+    slug_validator,
+)
 
 MSG_CANNOT_CHANGE = "Only data scientists of the owning team (or admins) can change this model."
 MSG_CANNOT_DOWNLOAD = "Only the owning team's data scientists, approvers and admins can download artifacts."
@@ -91,6 +104,7 @@ class VersionOutput(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username")
     version_mismatch_accepted = serializers.SerializerMethodField()
     has_onnx_twin = serializers.SerializerMethodField()
+    gate_overrides = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
@@ -100,13 +114,20 @@ class VersionOutput(serializers.ModelSerializer):
                   "training_data_fingerprint", "training_data_description", "description", "intended_use",
                   "limitations", "source_code_ref", "parent_version", "untrusted_types", "trained_sklearn_version",
                   "version_mismatch_accepted", "validation", "feature_importance", "engine", "engine_reason",
-                  "has_onnx_twin", "validated_at", "validation_attempts", "created_by", "created_at"]
+                  "has_onnx_twin", "gate_overrides", "validated_at", "validation_attempts", "created_by",
+                  "created_at"]
 
     def get_version_mismatch_accepted(self, version: ModelVersion) -> bool:
         return version.version_mismatch_accepted_by_id is not None
 
     def get_has_onnx_twin(self, version: ModelVersion) -> bool:
         return bool(version.onnx_key)
+
+    def get_gate_overrides(self, version: ModelVersion) -> list[dict[str, Any]]:
+        """Every failing gate an admin let pass for this version, with the written reason (kept forever)."""
+        return [{"gate": o.gate, "reason": o.reason, "admin": o.admin.username, "request": o.request_id,
+                 "detail": o.measured.get("detail", ""), "created_at": o.created_at}
+                for o in version.gate_overrides.select_related("admin")]
 
 
 def _metrics(value: Any) -> dict[str, float]:
@@ -387,3 +408,304 @@ class RegistryPolicyApi(APIView):
         data.is_valid(raise_exception=True)
         policy = services.policy_set_allow_pickle(admin=request.user, ip=_ip(request), **data.validated_data)
         return Response(self.Body(policy).data)
+
+
+# --- governance: promotion requests, decisions, rollback, history, policies ---------------------------
+
+
+class PromotionOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="version.model.name")
+    version = serializers.IntegerField(source="version.number")
+    requester = serializers.CharField(source="requester.username")
+    decided_by = serializers.CharField(source="decided_by.username", default=None)
+    champion_version = serializers.IntegerField(source="champion_at_evaluation.number", default=None)
+    approvals = serializers.SerializerMethodField()
+    comments = serializers.SerializerMethodField()
+    overrides = serializers.SerializerMethodField()
+    approvals_missing = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PromotionRequest
+        fields = ["id", "model", "version", "target", "requester", "justification", "status", "decided_at",
+                  "decided_by", "decision_reason", "gates_status", "gate_results", "gates_at_open",
+                  "gates_evaluated_at", "evaluation", "champion_version", "approvals", "approvals_missing",
+                  "comments", "overrides", "created_at"]
+
+    def get_approvals(self, request: PromotionRequest) -> list[dict[str, Any]]:
+        return [{"user": a.user.username, "role": a.role, "decision": a.decision, "comment": a.comment,
+                 "created_at": a.created_at} for a in request.approvals.select_related("user")]
+
+    def get_comments(self, request: PromotionRequest) -> list[dict[str, Any]]:
+        return [{"author": c.author.username, "body": c.body, "created_at": c.created_at}
+                for c in request.comments.select_related("author")]
+
+    def get_overrides(self, request: PromotionRequest) -> list[dict[str, Any]]:
+        return [{"gate": o.gate, "admin": o.admin.username, "reason": o.reason, "created_at": o.created_at}
+                for o in request.overrides.select_related("admin")]
+
+    def get_approvals_missing(self, request: PromotionRequest) -> dict[str, int]:
+        if request.status != RequestStatus.OPEN:
+            return {}
+        return promotions.approvals_missing(request, selectors.policy_for(request.version.model))
+
+
+class PromotionOpenApi(APIView):
+    """Ask for a version to be promoted to staging or production; the gates are evaluated by a worker."""
+
+    permission_classes = [Readers]
+
+    class Input(serializers.Serializer):
+        target = serializers.ChoiceField(choices=PromotionTarget.choices)
+        justification = serializers.CharField(max_length=5_000)
+
+    @extend_schema(request=Input, responses={201: PromotionOutput})
+    def post(self, request: Request, name: str, number: int) -> Response:
+        version = selectors.version_for(request.user, name, number)
+        _require_change(request, version.model)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        opened = promotions.promotion_open(version=version, user=request.user, ip=_ip(request), **data.validated_data)
+        return Response(PromotionOutput(opened).data, status=status.HTTP_201_CREATED)
+
+
+class PromotionListApi(APIView):
+    """Promotion requests you can see; `awaiting=me` lists the open ones you can still decide."""
+
+    permission_classes = [Readers]
+
+    class Filters(serializers.Serializer):
+        status = serializers.ChoiceField(choices=RequestStatus.choices, required=False)
+        model = serializers.CharField(required=False, max_length=64)
+        awaiting = serializers.ChoiceField(choices=["me"], required=False)
+
+    @extend_schema(parameters=[Filters], responses=PromotionOutput(many=True))
+    def get(self, request: Request) -> Response:
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        found = selectors.promotion_requests_filtered(request.user, **filters.validated_data)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(found, request, self)
+        return paginator.get_paginated_response(PromotionOutput(page, many=True).data)
+
+
+class PromotionDetailApi(APIView):
+    permission_classes = [Readers]
+
+    @extend_schema(responses=PromotionOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(PromotionOutput(selectors.promotion_for(request.user, pk)).data)
+
+
+class DecisionInput(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=5_000, default="")
+
+
+class PromotionApproveApi(APIView):
+    """Approve. When the policy's approvals are complete and every gate passes, the version is promoted."""
+
+    permission_classes = [Readers]
+
+    @extend_schema(request=DecisionInput, responses=PromotionOutput)
+    def post(self, request: Request, pk: int) -> Response:
+        data = DecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decided = promotions.promotion_decide(request=selectors.promotion_for(request.user, pk), user=request.user,
+                                              decision=Decision.APPROVE, ip=_ip(request), **data.validated_data)
+        return Response(PromotionOutput(decided).data)
+
+
+class PromotionRejectApi(APIView):
+    """Reject, with a reason (required)."""
+
+    permission_classes = [Readers]
+
+    @extend_schema(request=DecisionInput, responses=PromotionOutput)
+    def post(self, request: Request, pk: int) -> Response:
+        data = DecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        decided = promotions.promotion_decide(request=selectors.promotion_for(request.user, pk), user=request.user,
+                                              decision=Decision.REJECT, ip=_ip(request), **data.validated_data)
+        return Response(PromotionOutput(decided).data)
+
+
+class PromotionWithdrawApi(APIView):
+    permission_classes = [Readers]
+
+    @extend_schema(request=None, responses=PromotionOutput)
+    def post(self, request: Request, pk: int) -> Response:
+        promotion = selectors.promotion_for(request.user, pk)
+        promotions.promotion_withdraw(request=promotion, user=request.user, ip=_ip(request))
+        promotion.refresh_from_db()
+        return Response(PromotionOutput(promotion).data)
+
+
+class PromotionCommentApi(APIView):
+    """Comment on a request (business owners too)."""
+
+    permission_classes = [Readers]
+
+    class Input(serializers.Serializer):
+        body = serializers.CharField(max_length=5_000)
+
+    @extend_schema(request=Input, responses={201: PromotionOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        promotion = selectors.promotion_for(request.user, pk)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        promotions.promotion_comment(request=promotion, user=request.user, ip=_ip(request), **data.validated_data)
+        return Response(PromotionOutput(promotion).data, status=status.HTTP_201_CREATED)
+
+
+class GateOverrideApi(APIView):
+    """Admins only: let one failing gate pass, with a written reason kept forever on the version."""
+
+    permission_classes = [IsAdmin]
+
+    class Input(serializers.Serializer):
+        gate = serializers.CharField(max_length=50)
+        reason = serializers.CharField(max_length=5_000)
+
+    @extend_schema(request=Input, responses={201: PromotionOutput})
+    def post(self, request: Request, pk: int) -> Response:
+        promotion = selectors.promotion_for(request.user, pk)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        promotions.gate_override(request=promotion, admin=request.user, ip=_ip(request), **data.validated_data)
+        promotion.refresh_from_db()
+        return Response(PromotionOutput(promotion).data, status=status.HTTP_201_CREATED)
+
+
+class ModelRollbackApi(APIView):
+    """Approvers: restore the previous production version, with a reason."""
+
+    permission_classes = [role_permission(Role.APPROVER)]
+
+    class Input(serializers.Serializer):
+        reason = serializers.CharField(max_length=5_000)
+
+    @extend_schema(request=Input, responses=VersionOutput)
+    def post(self, request: Request, name: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = selectors.model_for(request.user, name)
+        restored = promotions.model_rollback(model=model, user=request.user, ip=_ip(request), **data.validated_data)
+        return Response(VersionOutput(restored).data)
+
+
+class ModelHistoryApi(APIView):
+    """Which version was in production when, how it got there and who approved it; `?at=` for one moment."""
+
+    permission_classes = [Readers]
+
+    class Filters(serializers.Serializer):
+        at = serializers.DateTimeField(required=False)
+
+    class Interval(serializers.Serializer):
+        version = serializers.IntegerField()
+        since = serializers.DateTimeField()
+        until = serializers.DateTimeField(allow_null=True)
+        kind = serializers.CharField()
+        by = serializers.CharField()
+        approved_by = serializers.ListField(child=serializers.CharField())
+        request = serializers.IntegerField(allow_null=True)
+        reason = serializers.CharField(allow_blank=True)
+
+    @extend_schema(parameters=[Filters], responses=Interval(many=True))
+    def get(self, request: Request, name: str) -> Response:
+        filters = self.Filters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        model = selectors.model_for(request.user, name)
+        if "at" in filters.validated_data:
+            found = selectors.in_production_at(model, filters.validated_data["at"])
+            return Response(self.Interval([found] if found else [], many=True).data)
+        return Response(self.Interval(selectors.production_history(model), many=True).data)
+
+
+class PolicyBody(serializers.Serializer):
+    required_approvals = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField(min_value=0, max_value=10)), required=False
+    )
+    allow_requester_approval = serializers.BooleanField(required=False)
+    allow_author_approval = serializers.BooleanField(required=False)
+    gates = serializers.DictField(required=False)
+    auto_promote = serializers.BooleanField(required=False)
+
+    def validate_required_approvals(self, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        known_roles = {str(r) for r in Role}
+        for target, roles in value.items():
+            if target not in PromotionTarget.values or set(roles) - known_roles:
+                raise serializers.ValidationError(
+                    f"Use targets {PromotionTarget.values} and roles {sorted(known_roles)}."
+                )
+        return value
+
+    def validate_gates(self, value: dict[str, Any]) -> dict[str, Any]:
+        from registry.gates import GATE_LABELS
+
+        unknown = set(value) - set(GATE_LABELS)
+        if unknown:
+            raise serializers.ValidationError(f"Unknown gates: {sorted(unknown)}; known: {list(GATE_LABELS)}.")
+        fairness = value.get("fairness")
+        if fairness and not (isinstance(fairness, dict) and fairness.get("column") and "max_gap" in fairness):
+            raise serializers.ValidationError('fairness needs {"column": ..., "max_gap": ..., "metric": ...}.')
+        return value
+
+
+class ModelPolicyApi(APIView):
+    """The approval policy that applies to a model (its own, or the default); admins change it."""
+
+    permission_classes = [Readers]
+
+    @extend_schema(responses=PolicyBody)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(PolicyBody(selectors.policy_for(selectors.model_for(request.user, name))).data)
+
+    @extend_schema(request=PolicyBody, responses=PolicyBody)
+    def put(self, request: Request, name: str) -> Response:
+        if not IsAdmin().has_permission(request, self):
+            raise ApiError(403, "permission_denied", IsAdmin.message)
+        model = selectors.model_for(request.user, name)
+        data = PolicyBody(data=request.data)
+        data.is_valid(raise_exception=True)
+        policy = promotions.policy_update(model=model, admin=request.user, changes=data.validated_data,
+                                          ip=_ip(request))
+        return Response(PolicyBody(policy).data)
+
+
+class DefaultPolicyApi(APIView):
+    """The global default policy (admins)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(responses=PolicyBody)
+    def get(self, request: Request) -> Response:
+        return Response(PolicyBody(ApprovalPolicy.objects.get(model=None)).data)
+
+    @extend_schema(request=PolicyBody, responses=PolicyBody)
+    def put(self, request: Request) -> Response:
+        data = PolicyBody(data=request.data)
+        data.is_valid(raise_exception=True)
+        policy = promotions.policy_update(model=None, admin=request.user, changes=data.validated_data, ip=_ip(request))
+        return Response(PolicyBody(policy).data)
+
+
+class EvaluationDataApi(APIView):
+    """Attach a labelled holdout set: promotion gates score candidate and champion on these rows."""
+
+    permission_classes = [Readers]
+    parser_classes = [MultiPartParser]
+
+    class Input(serializers.Serializer):
+        data = serializers.FileField(max_length=255, allow_empty_file=False)
+        target_column = serializers.CharField(max_length=200)
+
+    @extend_schema(request=Input, responses=ModelDetailOutput)
+    def post(self, request: Request, name: str) -> Response:
+        model = selectors.model_for(request.user, name)
+        _require_change(request, model)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = services.model_set_evaluation_data(model=model, user=request.user, ip=_ip(request),
+                                                   upload=data.validated_data["data"],
+                                                   target_column=data.validated_data["target_column"])
+        return Response(ModelDetailOutput(model).data)

@@ -43,12 +43,12 @@ class AliasName(models.TextChoices):
 
 
 # Page paths under /models/ that a model name must not shadow.
-RESERVED_NAMES = ("new", "safety")
+RESERVED_NAMES = ("new", "safety", "policy", "delivery")
 
 slug_validator = RegexValidator(
-    r"^(?!(?:new|safety)$)[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$",
+    r"^(?!(?:new|safety|policy|delivery)$)[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$",
     "Use 1 to 64 lower-case letters, digits and hyphens, starting and ending with a letter or digit "
-    "(not “new” or “safety”).",
+    "(not “new”, “safety”, “policy” or “delivery”).",
 )
 
 
@@ -60,6 +60,11 @@ class RegisteredModel(models.Model):
     business_objective = models.TextField(blank=True)
     team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, related_name="models")
     owners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="owned_models", blank=True)
+    # A labelled holdout the gates score candidate and champion on (optional).
+    evaluation_key = models.CharField(max_length=200, blank=True)
+    evaluation_sha256 = models.CharField(max_length=64, blank=True)
+    evaluation_format = models.CharField(max_length=16, blank=True)
+    evaluation_target = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -211,3 +216,187 @@ class RegistryPolicy(models.Model):
 
     def __str__(self) -> str:
         return "Registry policy"
+
+
+# --- governance: policies, promotion requests, decisions, stage history -------------------------
+
+
+class PromotionTarget(models.TextChoices):
+    STAGING = "staging", "Staging"
+    PRODUCTION = "production", "Production"
+
+
+class RequestStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class GatesStatus(models.TextChoices):
+    EVALUATING = "evaluating", "Evaluating"
+    PASSED = "passed", "All gates pass"
+    FAILED = "failed", "Some gates fail"
+
+
+def default_required_approvals() -> dict[str, dict[str, int]]:
+    return {"staging": {"approver": 1}, "production": {"approver": 1}}
+
+
+def default_gates() -> dict[str, object]:
+    return {
+        "validation_passed": True,
+        "metric_thresholds": {},
+        "beats_champion": {"enabled": True, "tolerance": 0.0},
+        "signature_compatible": True,
+        "no_critical_alerts": True,
+        "fairness": None,
+        "model_card_complete": ["description", "intended_use"],
+    }
+
+
+class ApprovalPolicy(models.Model):
+    """Who must approve a promotion and which automated gates apply. `model=None` is the global default."""
+
+    model = models.OneToOneField(
+        RegisteredModel, null=True, blank=True, on_delete=models.CASCADE, related_name="approval_policy"
+    )
+    required_approvals = models.JSONField(
+        default=default_required_approvals,
+        help_text='Per target, approvals needed per role, e.g. {"production": {"approver": 1, "business_owner": 1}}.',
+    )
+    allow_requester_approval = models.BooleanField(default=False)
+    allow_author_approval = models.BooleanField(default=False)
+    gates = models.JSONField(default=default_gates)
+    auto_promote = models.BooleanField(default=False, help_text="Retraining may promote without people (off).")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model"], condition=models.Q(model__isnull=True), name="registry_one_default_policy"
+            )
+        ]
+        verbose_name_plural = "approval policies"
+
+    def __str__(self) -> str:
+        return f"policy for {self.model.name}" if self.model_id else "default policy"
+
+
+class PromotionRequest(models.Model):
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotion_requests")
+    target = models.CharField(max_length=16, choices=PromotionTarget.choices)
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField()
+    status = models.CharField(max_length=16, choices=RequestStatus.choices, default=RequestStatus.OPEN)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    gates_status = models.CharField(max_length=16, choices=GatesStatus.choices, default=GatesStatus.EVALUATING)
+    gate_results = models.JSONField(default=list, blank=True, help_text="Latest evaluation, one entry per gate.")
+    gates_at_open = models.JSONField(default=list, blank=True)
+    gates_evaluated_at = models.DateTimeField(null=True, blank=True)
+    evaluation = models.JSONField(default=dict, blank=True, help_text="Measured metrics of candidate and champion.")
+    champion_at_evaluation = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "target"], condition=models.Q(status="open"), name="registry_one_open_request"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} → {self.target}"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class Approval(models.Model):
+    """One person's decision on a request, counted for one role of the policy."""
+
+    request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=32)
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "user"], name="registry_one_decision_per_person")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.decision}s {self.request}"
+
+
+class PromotionComment(models.Model):
+    request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"comment by {self.author} on {self.request}"
+
+
+class GateOverride(models.Model):
+    """An admin's written decision to let a failing gate pass for one version. Shown forever on it."""
+
+    request = models.ForeignKey(PromotionRequest, on_delete=models.PROTECT, related_name="overrides")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="gate_overrides")
+    gate = models.CharField(max_length=50)
+    measured = models.JSONField(default=dict, blank=True)
+    reason = models.TextField()
+    admin = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "gate"], name="registry_one_override_per_gate")]
+
+    def __str__(self) -> str:
+        return f"override of {self.gate} on {self.version}"
+
+
+class TransitionKind(models.TextChoices):
+    PROMOTION = "promotion", "Promotion"
+    ROLLBACK = "rollback", "Rollback"
+    ARCHIVED = "archived", "Archived"
+
+
+class StageTransition(models.Model):
+    """Every stage change, so "what was in production at time T, approved by whom" has an answer."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="stage_transitions")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="stage_transitions")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    kind = models.CharField(max_length=16, choices=TransitionKind.choices)
+    request = models.ForeignKey(PromotionRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version}: {self.from_stage} → {self.to_stage}"

@@ -476,10 +476,86 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+# --- evaluation for promotion gates: several models, the same rows ----------------------------
+
+
+def classification_metrics(y: pd.Series, labels: np.ndarray, proba: np.ndarray | None, classes: list[Any]) -> dict:
+    from sklearn import metrics
+
+    y_text, label_text = y.astype(str).to_numpy(), labels.astype(str)
+    result = {"accuracy": metrics.accuracy_score(y_text, label_text)}
+    if len(classes) == 2:
+        positive = str(classes[1])
+        result["precision"] = metrics.precision_score(y_text, label_text, pos_label=positive, zero_division=0)
+        result["recall"] = metrics.recall_score(y_text, label_text, pos_label=positive, zero_division=0)
+        result["f1"] = metrics.f1_score(y_text, label_text, pos_label=positive, zero_division=0)
+        if proba is not None and len(set(y_text)) == 2:
+            result["roc_auc"] = metrics.roc_auc_score(y_text == positive, proba[:, 1])
+    else:
+        result["f1_macro"] = metrics.f1_score(y_text, label_text, average="macro", zero_division=0)
+    if proba is not None:
+        result["log_loss"] = metrics.log_loss(y_text, np.clip(proba, 1e-15, 1), labels=[str(c) for c in classes])
+    return {name: round(float(value), 6) for name, value in result.items()}
+
+
+def regression_metrics(y: pd.Series, predicted: np.ndarray) -> dict[str, float]:
+    from sklearn import metrics
+
+    truth, guess = y.astype(float).to_numpy(), predicted.astype(float)
+    result = {"rmse": float(np.sqrt(metrics.mean_squared_error(truth, guess))),
+              "mae": metrics.mean_absolute_error(truth, guess), "r2": metrics.r2_score(truth, guess)}
+    return {name: round(float(value), 6) for name, value in result.items()}
+
+
+def group_rates(frame: pd.DataFrame, y: pd.Series, labels: np.ndarray, classes: list[Any], column: str) -> dict:
+    """Per group: size, positive prediction rate and true positive rate (for a fairness gap)."""
+    positive = str(classes[-1])
+    predicted_positive = labels.astype(str) == positive
+    actual_positive = y.astype(str).to_numpy() == positive
+    groups: dict[str, dict[str, float]] = {}
+    for value, index in frame.groupby(frame[column].astype(str)).indices.items():
+        actual = actual_positive[index]
+        groups[value] = {
+            "rows": len(index), "positive_rate": round(float(predicted_positive[index].mean()), 6),
+            "tpr": round(float(predicted_positive[index][actual].mean()), 6) if actual.any() else None,
+        }
+    return groups
+
+
+def evaluate_one(spec: dict[str, Any], frame: pd.DataFrame, job: dict[str, Any]) -> dict[str, Any]:
+    _, predictor, facts = load({**job, **spec})
+    if predictor is None:
+        raise Failure(f"The {spec['key']} cannot be loaded: {facts}")
+    if predictor.engine == "onnx" and predictor.columns is None:
+        predictor.columns = [c for c in frame.columns if c != job["target_column"]]
+    features, y = split_features(frame, job["target_column"], predictor)
+    if y is None:
+        raise Failure(f"The evaluation data has no target column {job['target_column']!r}.")
+    labels = predictor.predict(features)
+    if predictor.classes is None:
+        return {"metrics": regression_metrics(y, labels)}
+    proba = predictor.predict_proba(features)
+    result: dict[str, Any] = {"metrics": classification_metrics(y, labels, proba, predictor.classes)}
+    column = (job.get("fairness") or {}).get("column")
+    if column:
+        if column not in frame.columns:
+            raise Failure(f"The fairness column {column!r} is not in the evaluation data.")
+        result["groups"] = group_rates(frame, y, labels, predictor.classes, column)
+    return result
+
+
+def evaluate(job: dict[str, Any]) -> dict[str, Any]:
+    frame = read_dataset(job["data_path"], job["data_format"])
+    if frame.empty:
+        raise Failure("The evaluation data has no rows.")
+    results = {spec["key"]: evaluate_one(spec, frame, job) for spec in job["models"]}
+    return {"outcome": "evaluated", "rows": len(frame), "results": results}
+
+
 def main() -> None:
     job = json.loads(Path(sys.argv[1]).read_text())
     try:
-        result = validate(job)
+        result = evaluate(job) if job.get("mode") == "evaluate" else validate(job)
     except Failure as failure:
         result = {"outcome": "failed", "reason": str(failure)}
     except MemoryError:

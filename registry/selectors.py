@@ -139,3 +139,82 @@ def metrics_comparison(a: ModelVersion, b: ModelVersion) -> list[dict[str, Any]]
         delta = right - left if isinstance(left, (int, float)) and isinstance(right, (int, float)) else None
         rows.append({"metric": name, "a": left, "b": right, "delta": delta})
     return rows
+
+
+# --- governance reads -----------------------------------------------------------------------------
+
+
+def policy_for(model: RegisteredModel) -> Any:
+    from registry.models import ApprovalPolicy
+
+    return ApprovalPolicy.objects.filter(model=model).first() or ApprovalPolicy.objects.get(model=None)
+
+
+def production_version(model: RegisteredModel) -> ModelVersion | None:
+    return model.versions.filter(stage="production").first()
+
+
+def previous_production(model: RegisteredModel, current: ModelVersion) -> ModelVersion | None:
+    """The version that was in production just before `current` took over."""
+    from registry.models import StageTransition
+
+    entry = (StageTransition.objects.filter(model=model, to_stage="production").exclude(version=current)
+             .select_related("version").order_by("-at", "-id").first())
+    return entry.version if entry else None
+
+
+def promotion_requests_visible_to(user: Any) -> QuerySet[Any]:
+    from registry.models import PromotionRequest
+
+    visible = models_visible_to(user).values("pk")
+    return (PromotionRequest.objects.filter(version__model__in=visible)
+            .select_related("version__model", "requester", "decided_by"))
+
+
+def promotion_for(user: Any, pk: int) -> Any:
+    request = promotion_requests_visible_to(user).filter(pk=pk).first()
+    if request is None:
+        raise Http404("No such promotion request.")
+    return request
+
+
+def production_history(model: RegisteredModel) -> list[dict[str, Any]]:
+    """Intervals of production, newest first: version, from, until, how it got there and who approved it."""
+    from registry.models import StageTransition
+
+    entries = list(StageTransition.objects.filter(model=model, to_stage="production")
+                   .select_related("version", "request", "actor").order_by("at", "id"))
+    leaves = list(StageTransition.objects.filter(model=model, from_stage="production").order_by("at", "id"))
+    history = []
+    for entry in entries:
+        left = next((t.at for t in leaves if t.version_id == entry.version_id and t.at >= entry.at), None)
+        approvers = []
+        if entry.request_id:
+            approvers = [a.user.username for a in entry.request.approvals.select_related("user")
+                         if a.decision == "approve"]
+        history.append({"version": entry.version.number, "since": entry.at, "until": left, "kind": entry.kind,
+                        "by": entry.actor.username if entry.actor else "system", "approved_by": approvers,
+                        "request": entry.request_id, "reason": entry.reason})
+    return list(reversed(history))
+
+
+def in_production_at(model: RegisteredModel, moment: Any) -> dict[str, Any] | None:
+    for interval in production_history(model):
+        if interval["since"] <= moment and (interval["until"] is None or moment < interval["until"]):
+            return interval
+    return None
+
+
+def promotion_requests_filtered(
+    user: Any, *, status: str = "", model: str = "", awaiting: str = ""
+) -> QuerySet[Any]:
+    found = promotion_requests_visible_to(user)
+    if status:
+        found = found.filter(status=status)
+    if model:
+        found = found.filter(version__model__name=model)
+    if awaiting == "me":
+        found = found.filter(status="open").exclude(requester=user).exclude(approvals__user=user)
+        if not user.is_staff:
+            found = found.exclude(version__created_by=user)
+    return found

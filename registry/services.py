@@ -139,6 +139,24 @@ def model_update(
     return model
 
 
+def model_set_evaluation_data(
+    *, model: RegisteredModel, user: Any, upload: Any, target_column: str, ip: str | None = None
+) -> RegisteredModel:
+    """Attach a labelled holdout set that promotion gates score every candidate and the champion on."""
+    with artifacts.uploaded_to_path(upload) as path:
+        info = artifacts.check_dataset(path, target_column=target_column)
+        blob = artifacts.blob_put(path, "datasets")
+    with transaction.atomic():
+        RegisteredModel.objects.filter(pk=model.pk).update(
+            evaluation_key=blob.key, evaluation_sha256=blob.sha256, evaluation_format=info.format,
+            evaluation_target=target_column,
+        )
+        audit_record(actor=user, action="model.evaluation_data_set", target=model, ip=ip,
+                     payload={"sha256": blob.sha256, "target_column": target_column, "columns": len(info.columns)})
+    model.refresh_from_db()
+    return model
+
+
 # --- registering a version ------------------------------------------------------------------
 
 
