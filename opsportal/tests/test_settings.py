@@ -91,7 +91,8 @@ def test_it_documents_every_variable_it_reads_in_env_example():
 def test_it_stores_artifacts_on_s3_when_configured(tmp_path):
     result = manage(
         tmp_path, "shell", "-c",
-        "from django.core.files.storage import storages; s = storages['default']; print(type(s).__name__, s.bucket_name)",
+        "from django.core.files.storage import storages; s = storages['default']; "
+        "print(type(s).__name__, s.bucket_name)",
         ARTIFACT_STORAGE="s3", S3_BUCKET="models", S3_ENDPOINT_URL="http://127.0.0.1:9000",
     )
     assert result.stdout.strip().splitlines()[-1].split() == ["S3Storage", "models"], result.stderr
