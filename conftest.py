@@ -22,6 +22,9 @@ from accounts.models import Team
 from accounts.services import token_create
 from opsportal.roles import Role
 
+# Real models and data built in code, shared by every app's tests.
+pytest_plugins = ["registry.tests.fixtures"]
+
 PASSWORD = "correct-horse-battery-9"
 PERSONAS: dict[str, tuple[Role, ...]] = {
     "data_scientist": (Role.DATA_SCIENTIST,),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from accounts import api, views
+from accounts import api, urls_notifications, views
 
 app_name = "accounts"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.token_revoke, name="token-revoke"),
     path("audit/", views.audit, name="audit"),
+    *urls_notifications.urlpatterns,
 ]
 
 api_urlpatterns = [
@@ -20,4 +21,5 @@ api_urlpatterns = [
     path("tokens/", api.TokenListCreateApi.as_view(), name="api-tokens"),
     path("tokens/<int:pk>/", api.TokenRevokeApi.as_view(), name="api-token-revoke"),
     path("audit/events/", api.AuditEventListApi.as_view(), name="api-audit-events"),
+    *urls_notifications.api_urlpatterns,
 ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
 
-__all__ = ["dotenv_values", "env_bool", "env_choice", "env_int", "env_list", "env_str"]
+__all__ = ["dotenv_values", "env_bool", "env_choice", "env_float", "env_int", "env_list", "env_str"]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -63,6 +63,19 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={number} is below the minimum {minimum}")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+    if not minimum <= number <= maximum:
+        raise ImproperlyConfigured(f"{name}={number} must be between {minimum} and {maximum}")
     return number
 
 

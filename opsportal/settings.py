@@ -18,6 +18,7 @@ from kombu import Queue
 from opsportal.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -217,6 +218,18 @@ SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 3072, minimum=256)
 SANDBOX_TIMEOUT_SECONDS = env_int("SANDBOX_TIMEOUT_SECONDS", 300, minimum=5)
 VALIDATION_MAX_ATTEMPTS = 3
 
+# Outgoing webhooks: retries back off from this many seconds, doubling, up to the attempt limit.
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 10, minimum=1)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
+
+# --- scoring --------------------------------------------------------------------------
+# Loaded models kept per web process, bounded by their summed artifact size (MB).
+SCORING_CACHE_MAX_MB = env_int("SCORING_CACHE_MAX_MB", 512, minimum=1)
+# Share of real-time requests whose rows are written to the prediction log (1 = all).
+PREDICTION_LOG_SAMPLE_RATE = env_float("PREDICTION_LOG_SAMPLE_RATE", 1.0, minimum=0.0, maximum=1.0)
+# Log writes happen on a background thread per web process, in batches, off the response path.
+PREDICTION_LOG_BACKGROUND = env_bool("PREDICTION_LOG_BACKGROUND", True)
+
 # --- security ------------------------------------------------------------------
 HTTPS = env_bool("HTTPS", False)
 SECURE_SSL_REDIRECT = HTTPS
@@ -291,6 +304,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several tables have a `status`; name each choice set after its meaning.
+    "ENUM_NAME_OVERRIDES": {
+        "VersionStatusEnum": "registry.models.VersionStatus",
+        "PromotionStatusEnum": "registry.models.RequestStatus",
+        "DeliveryStatusEnum": "accounts.models.WebhookDelivery.Status",
+    },
 }
 
 # --- Celery ----------------------------------------------------------------------------
@@ -353,6 +372,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "opsportal.tasks.heartbeat", "schedule": 60.0},
     "verify-audit-chain": {"task": "accounts.tasks.audit_verify", "schedule": 3600.0},
+    "webhook-requeue-stale": {"task": "accounts.tasks.webhook_requeue_stale", "schedule": 300.0},
 }
 
 # --- logging -------------------------------------------------------------------------

@@ -1,16 +1,27 @@
 """pytest plugin loaded before Django settings (`-p opsportal.testenv` in pyproject).
 
-Tests get their own var/ folder, so a running portal's worker never consumes
-a test's tasks and the test SQLite file never touches the real one.
+Each test run gets its own var/ folder (database file, broker, media), so a running
+portal's worker never consumes a test's tasks, and two test runs on one machine
+never share a database. The folder is removed when the run ends.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("OPSPORTAL_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
+_OWN_DIR = "OPSPORTAL_VAR_DIR" not in os.environ
+if _OWN_DIR:
+    os.environ["OPSPORTAL_VAR_DIR"] = str(Path(__file__).resolve().parent.parent / "var" / "test" / str(os.getpid()))
 os.environ.setdefault("STATIC_MANIFEST", "false")
+os.environ.setdefault("PREDICTION_LOG_BACKGROUND", "false")
 os.environ.setdefault("API_THROTTLE_USER", "100000/min")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/min")
 os.environ.setdefault("API_THROTTLE_AUTH", "100000/min")
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    if _OWN_DIR:
+        shutil.rmtree(os.environ["OPSPORTAL_VAR_DIR"], ignore_errors=True)

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.notifications import unread_count
 from opsportal import selectors, services
 from opsportal.api import STATUS_CODES, error_response
 from opsportal.models import WorkerPing
@@ -24,19 +25,23 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     """Menu entries for the signed-in user's roles (context processor)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_items": [], "nav_roles": []}
+        return {"nav_items": [], "nav_roles": [], "nav_unread": 0}
     items = [("home", "Home", "house")]
     if has_role(user, Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER):
         items.append(("registry:list", "Models", "box-seam"))
     if has_role(user, Role.APPROVER):
         items.append(("accounts:audit", "Audit trail", "journal-check"))
+    if has_role(user, Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER):
+        items.append(("approvals:approvals", "Approvals", "check2-square"))
+    items.append(("accounts:inbox", "Inbox", "bell"))
     items.append(("accounts:tokens", "API tokens", "key"))
     if is_admin(user):
+        items.append(("accounts:webhooks", "Webhooks", "broadcast"))
         items.append(("system", "System", "cpu"))
     roles = [ROLE_LABELS[Role(r)] for r in sorted(user_roles(user))]
     if user.is_staff:
         roles.insert(0, "Admin")
-    return {"nav_items": items, "nav_roles": roles}
+    return {"nav_items": items, "nav_roles": roles, "nav_unread": unread_count(user)}
 
 
 @require_GET

@@ -85,6 +85,16 @@ def _figures(transitions: list[StageTransition], recoveries: list[float], *, now
     }
 
 
+def _recoveries_by_model(model_ids: list[int]) -> dict[int, list[float]]:
+    by_model: dict[int, list[float]] = {}
+    alerts = Alert.objects.filter(model_id__in=model_ids, severity=Severity.CRITICAL,
+                                  status=AlertStatus.RESOLVED,
+                                  resolved_at__isnull=False).values_list("model_id", "opened_at", "resolved_at")
+    for model_id, opened, resolved in alerts:
+        by_model.setdefault(model_id, []).append(max(0.0, _hours(resolved - opened)))
+    return by_model
+
+
 def delivery_metrics(models_qs: QuerySet[RegisteredModel], *, now: datetime | None = None,
                      window_days: int = WINDOW_DAYS) -> dict[str, Any]:
     """Figures overall and per model: `{"overall": {...}, "models": [{"model": m, ...}], "window_days": n}`."""
@@ -103,13 +113,3 @@ def delivery_metrics(models_qs: QuerySet[RegisteredModel], *, now: datetime | No
              **_figures([t for t in transitions if t.model_id == m.pk], recoveries.get(m.pk, []), now=now,
                         window_days=window_days)} for m in models]
     return {"overall": overall, "models": rows, "window_days": window_days, "period_days": PERIOD_DAYS, "now": now}
-
-
-def _recoveries_by_model(model_ids: list[int]) -> dict[int, list[float]]:
-    by_model: dict[int, list[float]] = {}
-    alerts = Alert.objects.filter(model_id__in=model_ids, severity=Severity.CRITICAL,
-                                  status=AlertStatus.RESOLVED,
-                                  resolved_at__isnull=False).values_list("model_id", "opened_at", "resolved_at")
-    for model_id, opened, resolved in alerts:
-        by_model.setdefault(model_id, []).append(max(0.0, _hours(resolved - opened)))
-    return by_model

@@ -24,7 +24,7 @@ MODEL_CARD_FIELDS = [
     ("training_data_description", "Training data description"),
     ("source_code_ref", "Source code reference"),
 ]
-FAIRNESS_METRICS = [("positive_rate", "Positive prediction rate"), ("tpr", "True positive rate")]
+FAIRNESS_METRICS = [("positive_rate", "Positive rate"), ("tpr", "True positive rate")]
 
 
 def _reason(label: str, help_text: str = "", rows: int = 2) -> forms.CharField:
@@ -72,7 +72,8 @@ class MomentForm(Bootstrap, forms.Form):
 
 
 class ThresholdForm(Bootstrap, forms.Form):
-    metric = forms.CharField(required=False, max_length=100, widget=forms.TextInput(attrs={"placeholder": "roc_auc"}))
+    metric = forms.CharField(required=False, max_length=100,
+                             widget=forms.TextInput(attrs={"placeholder": "e.g. roc_auc"}))
     min = forms.FloatField(required=False, label="Minimum")
     max = forms.FloatField(required=False, label="Maximum")
 

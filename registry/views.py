@@ -68,6 +68,18 @@ ACTION_LABELS = {
     "version.metadata_updated": "edited the model card",
     "version.sklearn_mismatch_accepted": "accepted the scikit-learn version difference",
     "artifact.tampered": "found the stored artifact altered",
+    "promotion.opened": "requested a promotion",
+    "promotion.gates_evaluated": "evaluated the promotion gates",
+    "promotion.approval_given": "approved the promotion",
+    "promotion.rejected": "rejected the promotion",
+    "promotion.withdrawn": "withdrew the promotion request",
+    "promotion.superseded": "superseded the promotion request with a newer version",
+    "promotion.commented": "commented on the promotion",
+    "promotion.gate_overridden": "overrode a failing gate",
+    "model.promoted": "promoted the version",
+    "model.rolled_back": "rolled production back to this version",
+    "policy.updated": "changed the approval policy",
+    "model.evaluation_data_set": "attached evaluation data",
 }
 SHOWN_CATEGORIES = 10
 ALIAS_ORDER = [AliasName.CHAMPION, AliasName.CHALLENGER]
@@ -196,6 +208,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         "numbers": [v.number for v in versions],
         "timeline": _timeline(selectors.model_timeline(model)[:20]),
         "can_change": selectors.can_change_model(request.user, model),
+        "can_rollback": has_role(request.user, Role.APPROVER),
+        "production": selectors.production_version(model),
     }
     return render(request, "registry/model_detail.html", context)
 
@@ -380,6 +394,8 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
         "can_change": selectors.can_change_model(request.user, model),
         "can_download": selectors.can_download_artifact(request.user, model),
         "is_admin": is_admin(request.user),
+        "promotion_requests": version.promotion_requests.select_related("requester", "decided_by"),
+        "gate_overrides": version.gate_overrides.select_related("admin", "request"),
     }
     return render(request, "registry/version_detail.html", context)
 

@@ -79,6 +79,13 @@ def _role_names(roles: dict[str, int]) -> str:
     return ", ".join(f"{n} {ROLE_LABELS.get(r, r).lower()}{'s' if n > 1 else ''}" for r, n in roles.items())
 
 
+def _render_approvals(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    """Render a page under /approvals/. Those URLs are a second instance of the `registry` app namespace,
+    so `{% url 'registry:…' %}` would look in that instance first; point it at the models pages."""
+    request.current_app = "registry"
+    return render(request, template, context)
+
+
 def _back_to(promotion: PromotionRequest) -> HttpResponseRedirect:
     return redirect("approvals:promotion", pk=promotion.pk)
 
@@ -94,10 +101,18 @@ def _policy_of(policies: dict[int | None, ApprovalPolicy], promotion: PromotionR
     return policies.get(promotion.version.model_id) or policies[None]
 
 
+def _roles_of(user: Any) -> set[str]:
+    return set(user_roles(user)) | ({str(Role.APPROVER)} if user.is_staff else set())
+
+
 def _counts_for(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) -> bool:
-    """Whether one of the person's roles is among those the policy still needs for this request."""
-    mine = set(user_roles(user)) | ({str(Role.APPROVER)} if user.is_staff else set())
-    return bool(mine & set(promotions.required_roles(policy, promotion.target)))
+    """Whether one of the person's roles is among those the policy asks for on this request."""
+    return bool(_roles_of(user) & set(promotions.required_roles(policy, promotion.target)))
+
+
+def _still_needs(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) -> bool:
+    """Whether one of the person's roles is among those whose approvals are still missing."""
+    return bool(_roles_of(user) & set(promotions.approvals_missing(promotion, policy)))
 
 
 def _gate_summary(promotion: PromotionRequest) -> dict[str, Any]:
@@ -125,7 +140,7 @@ def approvals_inbox(request: HttpRequest) -> HttpResponse:
     user, policies = request.user, _policies()
     visible = selectors.promotion_requests_visible_to(user).prefetch_related("overrides")
     waiting = [p for p in selectors.promotion_requests_filtered(user, awaiting="me").prefetch_related("overrides")
-               if _counts_for(user, p, _policy_of(policies, p))][:INBOX_ROWS]
+               if _still_needs(user, p, _policy_of(policies, p))][:INBOX_ROWS]
     mine = visible.filter(requester=user)[:INBOX_ROWS]
     decided = visible.exclude(status=RequestStatus.OPEN).order_by("-decided_at", "-id")[:RECENT_ROWS]
     tab = request.GET.get("tab", "")
@@ -136,7 +151,7 @@ def approvals_inbox(request: HttpRequest) -> HttpResponse:
         "tab": tab if tab in {"waiting", "mine", "decided"} else "waiting",
         "is_admin": is_admin(user),
     }
-    return render(request, "registry/approvals_inbox.html", context)
+    return _render_approvals(request, "registry/approvals_inbox.html", context)
 
 
 # --- one promotion request -------------------------------------------------------------------------
@@ -147,8 +162,16 @@ def _gate_rows(promotion: PromotionRequest, overrides: dict[str, Any]) -> list[d
     for result in promotion.gate_results:
         state = "pass" if result["passed"] else ("overridden" if result["gate"] in overrides else "fail")
         rows.append({**result, "state": state, "override": overrides.get(result["gate"]),
-                     "measured_text": _measured_text(result.get("measured"))})
+                     "measured_text": _measured_text(_shown_measurement(result))})
     return rows
+
+
+def _shown_measurement(result: dict[str, Any]) -> Any:
+    """Metric thresholds measure every metric; show those with a threshold (the comparison has the rest)."""
+    measured = result.get("measured")
+    if result["gate"] == "metric_thresholds" and isinstance(measured, dict):
+        return {k: v for k, v in measured.items() if k in (result.get("threshold") or {})}
+    return measured
 
 
 def _measured_text(measured: Any) -> str:
@@ -211,6 +234,15 @@ def _may_decide(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) 
     return promotion.status == RequestStatus.OPEN and not decided and _counts_for(user, promotion, policy)
 
 
+def _four_eyes_refusal(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) -> str:
+    """The service's four-eyes message for this person, said before they click (the service checks again)."""
+    try:
+        promotions._check_four_eyes(user, promotion, policy)
+    except DomainError as error:
+        return error.message
+    return ""
+
+
 def _detail_context(request: HttpRequest, promotion: PromotionRequest) -> dict[str, Any]:
     user, policy = request.user, selectors.policy_for(promotion.version.model)
     overrides = {o.gate: o for o in promotion.overrides.select_related("admin")}
@@ -232,6 +264,7 @@ def _detail_context(request: HttpRequest, promotion: PromotionRequest) -> dict[s
         "required": _role_names(promotions.required_roles(policy, promotion.target)),
         "comments": promotion.comments.select_related("author"),
         "may_decide": _may_decide(user, promotion, policy),
+        "four_eyes": _four_eyes_refusal(user, promotion, policy),
         "may_withdraw": is_open and (promotion.requester_id == user.pk or is_admin(user)),
         "override_form": OverrideForm(gates=failing) if is_open and failing and is_admin(user) else None,
         "decision_form": DecisionForm(),
@@ -248,12 +281,12 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     promotion = selectors.promotion_for(request.user, pk)
     if request.headers.get("HX-Request"):
         evaluating = promotion.status == RequestStatus.OPEN and promotion.gates_status == GatesStatus.EVALUATING
-        response = render(request, "registry/promotion_gates_poll.html",
-                          {"promotion": promotion, "evaluating": evaluating})
+        response = _render_approvals(request, "registry/promotion_gates_poll.html",
+                                     {"promotion": promotion, "evaluating": evaluating})
         if not evaluating:
             response["HX-Refresh"] = "true"
         return response
-    return render(request, "registry/promotion_detail.html", _detail_context(request, promotion))
+    return _render_approvals(request, "registry/promotion_detail.html", _detail_context(request, promotion))
 
 
 def _approved_message(promotion: PromotionRequest) -> str:
@@ -387,11 +420,11 @@ def _timeline_figure(history: list[dict[str, Any]], now: Any) -> dict[str, Any] 
         })
     versions = sorted({h["version"] for h in history})
     layout = {
-        "xaxis": {"type": "date", "title": {"text": "time"}},
+        "xaxis": {"type": "date"},
         "yaxis": {"type": "category", "categoryorder": "array", "categoryarray": [f"v{n}" for n in versions],
                   "automargin": True},
-        "barmode": "overlay", "height": 120 + 36 * len(versions), "margin": {"l": 10, "r": 20, "t": 20, "b": 50},
-        "legend": {"orientation": "h"},
+        "barmode": "overlay", "height": 130 + 36 * len(versions), "margin": {"l": 10, "r": 20, "t": 40, "b": 40},
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
     }
     return {"data": traces, "layout": layout, "config": {"displaylogo": False, "responsive": True}}
 
@@ -520,6 +553,10 @@ def _duration(hours: float | None) -> str | None:
     return f"{hours / 24:.1f} days"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _percent(share: float | None) -> str | None:
     return None if share is None else f"{share:.0%}"
 
@@ -530,17 +567,17 @@ def _figures(metrics: dict[str, Any], window_days: int) -> list[dict[str, Any]]:
     return [
         {"key": "lead-time", "label": "Lead time to production", "value": _duration(metrics["lead_time_hours"]),
          "explain": f"Median time from registering a version to its first day in production "
-                    f"({metrics['lead_time_versions']} versions)."},
+                    f"({_plural(metrics['lead_time_versions'], 'version')})."},
         {"key": "frequency", "label": "Promotion frequency",
          "value": None if frequency is None else f"{frequency:.1f} per 30 days",
          "explain": f"Production promotions per 30 days over the last {window_days} days "
-                    f"({metrics['promotions_in_window']} promotions)."},
+                    f"({_plural(metrics['promotions_in_window'], 'promotion')})."},
         {"key": "failure-rate", "label": "Change failure rate", "value": _percent(metrics["change_failure_rate"]),
          "explain": f"Share of production promotions later undone by a rollback "
                     f"({metrics['rolled_back']} of {metrics['promotions']})."},
         {"key": "recovery", "label": "Mean time to recovery", "value": _duration(metrics["recovery_hours"]),
          "explain": f"Mean time from a critical alert opening to its resolution "
-                    f"({metrics['recovered_alerts']} resolved critical alerts)."},
+                    f"({_plural(metrics['recovered_alerts'], 'resolved critical alert')})."},
         {"key": "in-production", "label": "Models in production", "value": _percent(metrics["production_share"]),
          "explain": f"Share of registered models with a version in production now "
                     f"({metrics['models_in_production']} of {metrics['models']})."},

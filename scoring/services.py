@@ -1,1 +1,209 @@
-"""Scoring: Every write and side effect: keyword-only, typed functions named <entity>_<action>."""
+"""Scoring: real-time predictions from the in-process cache, with shadow and canary challengers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from accounts.services import audit_record
+from opsportal.errors import DomainError
+from registry.artifacts import ArtifactTampered
+from registry.models import AliasName, ModelVersion, RegisteredModel, VersionStatus
+from scoring import cache, inputs, log
+from scoring.models import ChallengerMode, PredictionLog, PredictionSource, ScoringConfig
+
+logger = logging.getLogger(__name__)
+MSG_NO_CHAMPION = "{name} has no {alias} yet: promote a version, or call /versions/<n>/predict."
+MSG_NOT_READY = "Version {number} is {status}; only validated versions score."
+MSG_TAMPERED = "The stored model no longer matches its registered hash; it was not loaded."
+# Shadow scoring runs here, one thread per process, so it never delays a response.
+_shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow-scoring")
+
+
+class ScoringError(DomainError):
+    pass
+
+
+def resolve_version(model: RegisteredModel, *, alias: str | None, number: int | None) -> ModelVersion:
+    if number is not None:
+        version = model.versions.filter(number=number).first()
+        if version is None:
+            raise ScoringError("not_found", f"No version {number} of {model.name}.", status=404)
+    else:
+        name = alias or AliasName.CHAMPION
+        found = model.aliases.select_related("version").filter(name=name).first()
+        if found is None:
+            raise ScoringError("no_champion", MSG_NO_CHAMPION.format(name=model.name, alias=name), status=409)
+        version = found.version
+    if version.status != VersionStatus.READY:
+        raise ScoringError("not_ready", MSG_NOT_READY.format(number=version.number, status=version.status),
+                           status=409)
+    return version
+
+
+def _plain(values: np.ndarray) -> list[Any]:
+    return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
+
+
+def _score(version: ModelVersion, frame: pd.DataFrame) -> tuple[list[Any], list[dict[str, float]] | None]:
+    try:
+        predictor = cache.predictor_for(version)
+    except ArtifactTampered:
+        raise ScoringError("artifact_tampered", MSG_TAMPERED, status=503) from None
+    try:
+        labels = _plain(np.asarray(predictor.predict(frame)))
+        probabilities = predictor.predict_proba(frame) if predictor.classes is not None else None
+    except Exception as exc:  # the model's own code refused these rows
+        raise ScoringError("model_error", f"The model could not score these rows: {exc}"[:500], status=422) from None
+    if probabilities is None:
+        return labels, None
+    classes = [str(c) for c in predictor.classes]
+    return labels, [dict(zip(classes, map(float, row), strict=True)) for row in probabilities]
+
+
+# --- challengers ---------------------------------------------------------------------------------
+
+
+def canary_bucket(model_id: int, entity_id: Any) -> int:
+    """0 to 99, stable per model and entity: the same customer always gets the same version."""
+    digest = hashlib.sha256(f"{model_id}:{entity_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100
+
+
+def _challenger(model: RegisteredModel) -> tuple[ScoringConfig | None, ModelVersion | None]:
+    config = ScoringConfig.objects.filter(model=model).first()
+    if config is None or config.challenger_mode == ChallengerMode.OFF:
+        return None, None
+    alias = model.aliases.select_related("version").filter(name=AliasName.CHALLENGER).first()
+    if alias is None or alias.version.status != VersionStatus.READY:
+        return None, None
+    return config, alias.version
+
+
+def _canary_rows(config: ScoringConfig, model: RegisteredModel, ids: list[Any] | None) -> list[bool]:
+    if config.challenger_mode != ChallengerMode.CANARY or not ids:
+        return []
+    return [canary_bucket(model.pk, entity) < config.canary_percent for entity in ids]
+
+
+def _shadow(version_id: int, frame: pd.DataFrame, ids: list[Any] | None, request_id: str) -> None:
+    close_old_connections()
+    try:
+        version = ModelVersion.objects.get(pk=version_id)
+        parsed = inputs.ParsedInput(frame=frame, ids=ids)
+        started = time.perf_counter()
+        labels, probabilities = _score(version, frame[version.input_columns])
+        result = {"request_id": request_id, "predictions": labels, "latency_ms": (time.perf_counter() - started) * 1e3}
+        if probabilities is not None:
+            result["probabilities"] = probabilities
+        log.record(_log_rows(version, parsed, result, PredictionSource.SHADOW))
+    except Exception:  # a failing shadow must never touch the champion's traffic
+        logger.exception("Shadow scoring failed for version %s", version_id)
+    finally:
+        close_old_connections()
+
+
+# --- the request ---------------------------------------------------------------------------------
+
+
+def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, number: int | None = None
+            ) -> dict[str, Any]:
+    """Validate rows against the version's signature and score them.
+
+    Without an alias or version: the champion, except rows whose entity falls in the
+    canary share (challenger), and a shadow copy scored off the response path.
+    """
+    started = time.perf_counter()
+    explicit = alias is not None or number is not None
+    version = resolve_version(model, alias=alias, number=number)
+    config, challenger = (None, None) if explicit else _challenger(model)
+    parsed = inputs.parse(body, version.signature)
+    labels, probabilities = _score(version, parsed.frame)
+    versions = [version.number] * len(labels)
+    canary = _canary_rows(config, model, parsed.ids) if challenger else []
+    if any(canary):
+        _apply_canary(challenger, parsed.frame, canary, labels, probabilities, versions)
+    request_id = str(uuid.uuid4())
+    result: dict[str, Any] = {"request_id": request_id, "model": model.name, "version": version.number,
+                              "engine": version.engine, "predictions": labels}
+    if probabilities is not None:
+        result["probabilities"] = probabilities
+    if any(canary):
+        result["versions"] = versions
+    if parsed.ids is not None:
+        result["ids"] = parsed.ids
+    result["unseen_categories"] = parsed.unseen_categories
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    if log.sampled():
+        log.record(_log_rows(version, parsed, result, PredictionSource.REALTIME, versions))
+    if challenger is not None and config.challenger_mode == ChallengerMode.SHADOW:
+        _shadow_pool.submit(_shadow, challenger.pk, parsed.frame.copy(), parsed.ids, request_id)
+    return result
+
+
+def _apply_canary(challenger: ModelVersion, frame: pd.DataFrame, canary: list[bool], labels: list[Any],
+                  probabilities: list[dict[str, float]] | None, versions: list[int]) -> None:
+    """Re-score the canary rows with the challenger, in place; on any mismatch the champion's answer stands."""
+    rows = [i for i, chosen in enumerate(canary) if chosen]
+    try:
+        their_labels, their_probabilities = _score(challenger, frame.iloc[rows][challenger.input_columns])
+    except (ScoringError, KeyError):
+        logger.warning("Canary rows kept on the champion: challenger v%s cannot score them", challenger.number)
+        return
+    for position, row in enumerate(rows):
+        labels[row], versions[row] = their_labels[position], challenger.number
+        if probabilities is not None and their_probabilities is not None:
+            probabilities[row] = their_probabilities[position]
+
+
+def _scores(result: dict[str, Any], classes: list[str] | None) -> list[float | None]:
+    if "probabilities" not in result:
+        return [float(p) if isinstance(p, (int, float)) else None for p in result["predictions"]]
+    if classes is not None and len(classes) == 2:
+        return [row[classes[1]] for row in result["probabilities"]]
+    return [max(row.values()) for row in result["probabilities"]]
+
+
+def _log_rows(version: ModelVersion, parsed: inputs.ParsedInput, result: dict[str, Any], source: str,
+              versions: list[int] | None = None) -> list[PredictionLog]:
+    features = parsed.frame.astype(object).where(parsed.frame.notna(), None).to_dict("records")
+    classes = [str(c) for c in version.signature.get("output", {}).get("classes", [])] or None
+    ids = parsed.ids or [""] * len(features)
+    probabilities = result.get("probabilities") or [None] * len(features)
+    by_number = {version.number: version.pk}
+    if versions and set(versions) != {version.number}:
+        by_number.update(dict(ModelVersion.objects.filter(model_id=version.model_id, number__in=set(versions))
+                              .values_list("number", "pk")))
+    numbers = versions or [version.number] * len(features)
+    now, per_row = timezone.now(), result["latency_ms"] / len(features)
+    return [
+        PredictionLog(created_at=now, model_id=version.model_id, version_id=by_number[number],
+                      request_id=result["request_id"], entity_id=str(entity)[:200], source=source, features=row,
+                      prediction=prediction, probabilities=proba, score=score, latency_ms=per_row)
+        for entity, row, prediction, proba, score, number in zip(
+            ids, features, result["predictions"], probabilities, _scores(result, classes), numbers, strict=True)
+    ]
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+def scoring_config_set(*, model: RegisteredModel, user: Any, mode: str, canary_percent: int = 0,
+                       ip: str | None = None) -> ScoringConfig:
+    with transaction.atomic():
+        config, _ = ScoringConfig.objects.select_for_update().get_or_create(model=model)
+        before = {"mode": config.challenger_mode, "canary_percent": config.canary_percent}
+        config.challenger_mode, config.canary_percent, config.updated_by = mode, canary_percent, user
+        config.save()
+        audit_record(actor=user, action="scoring.challenger_mode_set", target=model, ip=ip,
+                     payload={"before": before, "after": {"mode": mode, "canary_percent": canary_percent}})
+    return config

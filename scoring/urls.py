@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
+
+from scoring import api
 
 app_name = "scoring"
 
 urlpatterns: list[URLPattern] = []
-api_urlpatterns: list[URLPattern] = []
+api_urlpatterns = [
+    path("models/<slug:name>/predict", api.PredictApi.as_view(), name="api-predict"),
+    path("models/<slug:name>/scoring-config/", api.ScoringConfigApi.as_view(), name="api-scoring-config"),
+    path("models/<slug:name>/versions/<int:number>/predict", api.VersionPredictApi.as_view(),
+         name="api-version-predict"),
+]

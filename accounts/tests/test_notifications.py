@@ -6,10 +6,7 @@ from smtplib import SMTPException
 import pytest
 from django.core import mail
 from django.db import transaction
-from django.urls import include, path
 
-from accounts import urls as accounts_urls
-from accounts import urls_notifications
 from accounts.models import AuditEvent, Notification
 from accounts.notifications import (
     MSG_IDS_OR_ALL,
@@ -19,16 +16,9 @@ from accounts.notifications import (
     users_with_role,
 )
 from accounts.views_notifications import MSG_MARKED_READ
-from opsportal import urls as root_urls
 from opsportal.roles import Role
 
-# Until accounts/urls.py includes urls_notifications, these tests mount it themselves.
-urlpatterns = [
-    path("accounts/", include(([*accounts_urls.urlpatterns, *urls_notifications.urlpatterns], "accounts"))),
-    path("api/v1/", include(urls_notifications.api_urlpatterns)),
-    *root_urls.urlpatterns,
-]
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db
 INBOX = "/accounts/inbox/"
 API = "/api/v1/notifications/"
 

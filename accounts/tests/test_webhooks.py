@@ -32,7 +32,7 @@ from accounts.notifications import (
 from accounts.tasks import deliver_webhook_task
 from conftest import wait_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("accounts.tests.test_notifications")]
+pytestmark = pytest.mark.django_db
 API = "/api/v1/webhooks/"
 PAGE = "/accounts/webhooks/"
 Status = WebhookDelivery.Status

@@ -4,7 +4,7 @@ import pytest
 
 from accounts.models import AuditEvent
 from registry.models import ModelVersion
-from registry.tests.conftest import churn_frame, churn_pipeline, csv_bytes, skops_bytes, upload
+from registry.tests.fixtures import churn_frame, churn_pipeline, csv_bytes, skops_bytes, upload
 
 pytestmark = pytest.mark.django_db
 MODELS = "/api/v1/models/"

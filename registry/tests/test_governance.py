@@ -13,7 +13,7 @@ from monitoring.models import Alert
 from opsportal.roles import Role
 from registry import gates, promotions, selectors
 from registry.models import ApprovalPolicy, ModelVersion, PromotionRequest, StageTransition
-from registry.tests.conftest import churn_frame, churn_pipeline
+from registry.tests.fixtures import churn_frame, churn_pipeline
 
 pytestmark = pytest.mark.django_db
 CARD = {"description": "Logistic regression on tenure and contract.", "intended_use": "Retention emails."}

@@ -10,7 +10,7 @@ from accounts.models import AuditEvent
 from registry import services
 from registry.forms import MSG_METRICS_SHAPE
 from registry.models import ModelVersion, RegisteredModel, TrustedType
-from registry.tests.conftest import churn_frame, churn_pipeline, csv_bytes, skops_bytes
+from registry.tests.fixtures import churn_frame, churn_pipeline, csv_bytes, skops_bytes
 
 pytestmark = pytest.mark.django_db
 

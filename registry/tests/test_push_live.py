@@ -14,7 +14,7 @@ from opsportal_client import Client
 
 from accounts.services import token_create
 from registry.models import ModelVersion
-from registry.tests.conftest import churn_frame, churn_pipeline
+from registry.tests.fixtures import churn_frame, churn_pipeline
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -18,8 +18,8 @@ from accounts.models import AuditEvent
 from registry import services
 from registry.artifacts import PICKLE_HELP
 from registry.models import ModelVersion
-from registry.tests.conftest import churn_frame, churn_pipeline, csv_bytes, skops_bytes, upload
 from registry.tests.evil import Evil, ExecOnLoad
+from registry.tests.fixtures import churn_frame, churn_pipeline, csv_bytes, skops_bytes, upload
 
 pytestmark = pytest.mark.django_db
 VERSIONS_URL = "/api/v1/models/churn/versions/"

@@ -12,7 +12,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from conftest import shared_dataset
 from registry import services
-from registry.tests.conftest import csv_bytes, skops_bytes, upload
+from registry.tests.fixtures import csv_bytes, skops_bytes, upload
 
 pytestmark = pytest.mark.django_db
 

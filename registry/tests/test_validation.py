@@ -9,7 +9,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from accounts.models import AuditEvent
 from registry import services
 from registry.models import ModelVersion
-from registry.tests.conftest import CATEGORICAL, NUMERIC, churn_frame, churn_pipeline, regression_pipeline
+from registry.tests.fixtures import CATEGORICAL, NUMERIC, churn_frame, churn_pipeline, regression_pipeline
 
 pytestmark = pytest.mark.django_db
 

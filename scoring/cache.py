@@ -1,0 +1,66 @@
+"""The in-process model cache of each web process.
+
+A version is loaded once (hash checked first, from storage into memory) by its
+fastest verified engine: the ONNX twin when validation kept one, else the
+scikit-learn object through skops with the admin-managed trusted types. The cache
+is bounded by the summed artifact size and evicts least recently used versions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from registry import artifacts, selectors
+from registry.models import Engine, ModelVersion
+from registry.sandbox import OnnxPredictor, SklearnPredictor
+
+_lock = threading.Lock()
+_loaded: OrderedDict[int, tuple[Any, int]] = OrderedDict()
+
+
+def _load(version: ModelVersion) -> tuple[Any, int]:
+    columns = version.input_columns
+    classes = version.signature.get("output", {}).get("classes")
+    with tempfile.TemporaryDirectory(prefix="opsportal-load-") as tmp:
+        if version.engine == Engine.ONNX:
+            key, sha = (version.onnx_key, version.onnx_sha256) if version.onnx_key else (
+                version.artifact_key, version.artifact_sha256)
+            with artifacts.blob_local_copy(key, sha, Path(tmp)) as path:
+                predictor = OnnxPredictor(str(path), columns=columns, classes=classes)
+                return predictor, path.stat().st_size
+        import skops.io as sio
+
+        with artifacts.blob_local_copy(version.artifact_key, version.artifact_sha256, Path(tmp)) as path:
+            model = sio.load(path, trusted=selectors.trusted_type_names())
+            return SklearnPredictor(model), path.stat().st_size
+
+
+def predictor_for(version: ModelVersion) -> Any:
+    """The loaded predictor for a ready version (raises ArtifactTampered when the bytes changed)."""
+    with _lock:
+        if version.pk in _loaded:
+            _loaded.move_to_end(version.pk)
+            return _loaded[version.pk][0]
+    predictor, size = _load(version)
+    with _lock:
+        _loaded[version.pk] = (predictor, size)
+        budget = settings.SCORING_CACHE_MAX_MB * 1024 * 1024
+        while len(_loaded) > 1 and sum(s for _, s in _loaded.values()) > budget:
+            _loaded.popitem(last=False)
+    return predictor
+
+
+def clear() -> None:
+    with _lock:
+        _loaded.clear()
+
+
+def cached_versions() -> list[int]:
+    with _lock:
+        return list(_loaded)

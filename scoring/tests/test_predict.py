@@ -1,0 +1,138 @@
+"""Real-time scoring of the churn pipeline: same numbers as the model, every bad input named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from registry import promotions
+from registry.models import ApprovalPolicy
+from registry.tests.fixtures import CATEGORICAL, NUMERIC, churn_frame, churn_pipeline
+from scoring import cache, log
+
+pytestmark = pytest.mark.django_db
+ROWS = churn_frame(rows=5, seed=99)[NUMERIC + CATEGORICAL]
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    cache.clear()
+    log.discard()
+
+
+def predict(client, url="/api/v1/models/churn/predict", **body):
+    return client.post(url, body or {"rows": ROWS.to_dict("records")}, format="json")
+
+
+def promote(version, requester, approver):
+    request = promotions.promotion_open(version=version, user=requester, target="production", justification="ok")
+    promotions.promotion_gates_evaluate(request_id=request.pk)
+    return promotions.promotion_decide(request=request, user=approver, decision="approve")
+
+
+@pytest.fixture
+def client(api_client_for, data_scientist):
+    return api_client_for(data_scientist)
+
+
+def test_it_returns_the_models_own_probabilities(ready_version, client):
+    response = predict(client, "/api/v1/models/churn/versions/1/predict")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    expected = churn_pipeline().predict_proba(ROWS)[:, 1]
+    got = np.array([p["Yes"] for p in body["probabilities"]])
+    assert np.allclose(got, expected, atol=1e-5)
+    assert body["predictions"] == churn_pipeline().predict(ROWS).tolist()
+    assert (body["version"], body["engine"]) == (1, "onnx")
+
+
+def test_it_accepts_mlflow_bodies(ready_version, client):
+    url = "/api/v1/models/churn/versions/1/predict"
+    ours = predict(client, url).json()["predictions"]
+    split = {"columns": list(ROWS.columns), "data": ROWS.to_numpy().tolist()}
+    assert predict(client, url, dataframe_split=split).json()["predictions"] == ours
+    assert predict(client, url, dataframe_records=ROWS.to_dict("records")).json()["predictions"] == ours
+
+
+def test_it_names_every_input_problem(ready_version, client):
+    rows = ROWS.to_dict("records")
+    del rows[0]["tenure"]
+    rows[1]["tenure"] = "ten"
+    rows[2]["MonthlyCharges"] = None
+    rows[3]["favourite_colour"] = "blue"
+    rows[4]["tenure"] = 3.5
+    response = predict(client, "/api/v1/models/churn/versions/1/predict", rows=rows)
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert details["unknown_columns"] == ["favourite_colour"]
+    problems = {(p["row"], p["column"]): p["problem"] for p in details["values"]}
+    assert problems[(0, "tenure")] == "is missing from this row"
+    assert problems[(1, "tenure")] == "expected a number, got 'ten'"
+    assert problems[(2, "MonthlyCharges")] == "is null, and this column never is"
+    assert problems[(4, "tenure")] == "expected a whole number, got 3.5"
+
+
+@pytest.mark.parametrize("body", [{}, {"rows": []}, {"rows": [1, 2]}, {"rows": [{}], "ids": [1, 2]}])
+def test_it_refuses_malformed_bodies(ready_version, client, body):
+    response = client.post("/api/v1/models/churn/versions/1/predict", body, format="json")
+    assert response.status_code == 400
+
+
+def test_it_counts_unseen_categories(ready_version, client):
+    rows = ROWS.to_dict("records")
+    rows[0]["Contract"] = "Ten year"
+    body = predict(client, "/api/v1/models/churn/versions/1/predict", rows=rows, ids=list("abcde")).json()
+    assert body["unseen_categories"] == {"Contract": 1}
+    assert body["ids"] == list("abcde")
+
+
+def test_it_answers_409_without_a_champion(ready_version, client):
+    response = predict(client)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "no_champion"
+
+
+def test_it_hides_other_teams_models(ready_version, api_client_for, other_data_scientist):
+    assert predict(api_client_for(other_data_scientist)).status_code == 404
+
+
+def test_a_promotion_shows_on_the_next_prediction_without_a_restart(ready_version, register, validate, client,
+                                                                   data_scientist, approver):
+    ApprovalPolicy.objects.filter(model=None).update(gates={})
+    promote(ready_version, data_scientist, approver)
+    assert predict(client).json()["version"] == 1
+    second = validate(register(churn_pipeline(churn_frame(seed=3))))
+    promote(second, data_scientist, approver)
+    assert predict(client).json()["version"] == 2
+    assert set(cache.cached_versions()) == {ready_version.pk, second.pk}
+
+
+def test_it_logs_every_scored_row_off_the_response_path(ready_version, client):
+    from scoring.models import PredictionLog
+
+    body = predict(client, "/api/v1/models/churn/versions/1/predict", rows=ROWS.to_dict("records"),
+                   ids=["c1", "c2", "c3", "c4", "c5"]).json()
+    assert not PredictionLog.objects.exists()  # queued, not yet written
+    assert log.flush() == 5
+    logged = PredictionLog.objects.order_by("entity_id")
+    assert [r.entity_id for r in logged] == ["c1", "c2", "c3", "c4", "c5"]
+    first = logged[0]
+    assert str(first.request_id) == body["request_id"] and first.version == ready_version
+    assert first.features == ROWS.iloc[0].to_dict() | {"tenure": int(ROWS.iloc[0]["tenure"])}
+    assert first.score == pytest.approx(body["probabilities"][0]["Yes"])
+
+
+def test_it_samples_the_log_when_asked(ready_version, client, settings):
+    settings.PREDICTION_LOG_SAMPLE_RATE = 0.0
+    predict(client, "/api/v1/models/churn/versions/1/predict")
+    assert log.flush() == 0
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_background_writer_stores_rows_by_itself(ready_version, client, settings):
+    from conftest import wait_for
+    from scoring.models import PredictionLog
+
+    settings.PREDICTION_LOG_BACKGROUND = True
+    assert predict(client, "/api/v1/models/churn/versions/1/predict").status_code == 200
+    assert wait_for(lambda: PredictionLog.objects.count() == 5, timeout=10)
