@@ -29,7 +29,7 @@ urlpatterns = [
     path("system/pings/<int:pk>/row/", views.system_ping_row, name="system-ping-row"),
     path("accounts/", include("accounts.urls")),
     path("models/", include("registry.urls")),
-    path("approvals/", include((registry_urls.approval_urlpatterns, "registry"), namespace="approvals")),
+    path("approvals/", include((registry_urls.approval_urlpatterns, "approvals"), namespace="approvals")),
     path("scoring/", include("scoring.urls")),
     path("monitoring/", include("monitoring.urls")),
     path("campaigns/", include("feedback.urls")),

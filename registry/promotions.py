@@ -219,7 +219,7 @@ def eligible_role(user: Any, request: PromotionRequest, policy: ApprovalPolicy) 
                           status=403)
 
 
-def _check_four_eyes(user: Any, request: PromotionRequest, policy: ApprovalPolicy) -> None:
+def check_four_eyes(user: Any, request: PromotionRequest, policy: ApprovalPolicy) -> None:
     if request.requester_id == user.pk and not policy.allow_requester_approval:
         raise GovernanceError("four_eyes", MSG_OWN_REQUEST, status=403)
     if request.version.created_by_id == user.pk and not policy.allow_author_approval:
@@ -251,7 +251,7 @@ def promotion_decide(
         if locked.status != RequestStatus.OPEN:
             raise GovernanceError("already_decided", MSG_DECIDED.format(status=locked.status), status=409)
         policy = selectors.policy_for(locked.version.model)
-        _check_four_eyes(user, locked, policy)
+        check_four_eyes(user, locked, policy)
         role = eligible_role(user, locked, policy)
         try:
             with transaction.atomic():

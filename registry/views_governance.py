@@ -79,13 +79,6 @@ def _role_names(roles: dict[str, int]) -> str:
     return ", ".join(f"{n} {ROLE_LABELS.get(r, r).lower()}{'s' if n > 1 else ''}" for r, n in roles.items())
 
 
-def _render_approvals(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
-    """Render a page under /approvals/. Those URLs are a second instance of the `registry` app namespace,
-    so `{% url 'registry:…' %}` would look in that instance first; point it at the models pages."""
-    request.current_app = "registry"
-    return render(request, template, context)
-
-
 def _back_to(promotion: PromotionRequest) -> HttpResponseRedirect:
     return redirect("approvals:promotion", pk=promotion.pk)
 
@@ -151,7 +144,7 @@ def approvals_inbox(request: HttpRequest) -> HttpResponse:
         "tab": tab if tab in {"waiting", "mine", "decided"} else "waiting",
         "is_admin": is_admin(user),
     }
-    return _render_approvals(request, "registry/approvals_inbox.html", context)
+    return render(request, "registry/approvals_inbox.html", context)
 
 
 # --- one promotion request -------------------------------------------------------------------------
@@ -237,7 +230,7 @@ def _may_decide(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) 
 def _four_eyes_refusal(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) -> str:
     """The service's four-eyes message for this person, said before they click (the service checks again)."""
     try:
-        promotions._check_four_eyes(user, promotion, policy)
+        promotions.check_four_eyes(user, promotion, policy)
     except DomainError as error:
         return error.message
     return ""
@@ -281,12 +274,12 @@ def promotion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     promotion = selectors.promotion_for(request.user, pk)
     if request.headers.get("HX-Request"):
         evaluating = promotion.status == RequestStatus.OPEN and promotion.gates_status == GatesStatus.EVALUATING
-        response = _render_approvals(request, "registry/promotion_gates_poll.html",
+        response = render(request, "registry/promotion_gates_poll.html",
                                      {"promotion": promotion, "evaluating": evaluating})
         if not evaluating:
             response["HX-Refresh"] = "true"
         return response
-    return _render_approvals(request, "registry/promotion_detail.html", _detail_context(request, promotion))
+    return render(request, "registry/promotion_detail.html", _detail_context(request, promotion))
 
 
 def _approved_message(promotion: PromotionRequest) -> str:
