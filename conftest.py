@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -125,41 +126,75 @@ def _purge_queues() -> None:
             conn.default_channel.queue_purge(name)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+def _wait_ready(proc: subprocess.Popen[bytes], log: Path, already: int, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"Celery worker exited early:\n{log.read_text()[-3000:]}")
-        if " ready." in log.read_text(errors="replace"):
+        if log.read_text(errors="replace").count(" ready.") > already:
             return
         time.sleep(0.2)
     raise RuntimeError(f"Celery worker not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: Any) -> Iterator[Any]:
+def start_worker(log: Path, *, concurrency: int = 2) -> subprocess.Popen[bytes]:
     """A separate `celery worker` process on the configured broker and the test database."""
-    with django_db_blocker.unblock():
-        env = {**os.environ, "DATABASE_URL": _database_url_for_worker()}
-        _purge_queues()
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with log.open("wb") as out:
+    env = {**os.environ, "DATABASE_URL": _database_url_for_worker()}
+    already = log.read_text(errors="replace").count(" ready.") if log.exists() else 0
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "--loglevel", "INFO",
-             "--queues", ",".join(settings.CELERY_QUEUE_NAMES), "--concurrency", "2",
+             "--queues", ",".join(settings.CELERY_QUEUE_NAMES), "--concurrency", str(concurrency),
              "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR, start_new_session=True,
         )
-    try:
-        _wait_ready(proc, log)
-        proc.log_path = log  # type: ignore[attr-defined]
-        yield proc
-    finally:
+    _wait_ready(proc, log, already)
+    proc.log_path = log  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+class WorkerHandle:
+    """The shared worker, which a test may kill (SIGKILL, like an OOM killer) and start again."""
+
+    def __init__(self, log: Path):
+        self.log_path = log
+        self.proc = start_worker(log)
+
+    def children(self) -> list[int]:
+        found = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in found.stdout.split()]
+
+    def kill_all(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        stop_worker(self.proc)
+        self.proc = start_worker(self.log_path)
+
+    def stop(self) -> None:
+        stop_worker(self.proc)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: Any) -> Iterator[Any]:
+    """A real worker shared by the tests that need one."""
+    with django_db_blocker.unblock():
+        _purge_queues()
+    worker = WorkerHandle(tmp_path_factory.mktemp("worker") / "worker.log")
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:

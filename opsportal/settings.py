@@ -373,6 +373,7 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {"task": "opsportal.tasks.heartbeat", "schedule": 60.0},
     "verify-audit-chain": {"task": "accounts.tasks.audit_verify", "schedule": 3600.0},
     "webhook-requeue-stale": {"task": "accounts.tasks.webhook_requeue_stale", "schedule": 300.0},
+    "scoring-chunks-reconcile": {"task": "scoring.tasks.chunks_reconcile", "schedule": 30.0},
 }
 
 # --- logging -------------------------------------------------------------------------

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from opsportal.api import ApiError
+from opsportal.api import ApiError, Pagination
 from opsportal.roles import Role, has_role, role_permission
 from registry import selectors
 from registry.models import AliasName
-from scoring import services
-from scoring.models import ChallengerMode, ScoringConfig
+from scoring import batch, services
+from scoring import selectors as scoring_selectors
+from scoring.models import ChallengerMode, ScoringConfig, ScoringJob
 
 Scorers = role_permission(Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER)
 
@@ -89,3 +95,102 @@ class ScoringConfigApi(APIView):
                                              mode=data.validated_data["challenger_mode"],
                                              canary_percent=data.validated_data["canary_percent"])
         return Response(self.Body(config).data)
+
+
+# --- batch scoring ------------------------------------------------------------------------------------
+
+
+class JobOutput(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    version = serializers.IntegerField(source="version.number")
+    requested_by = serializers.CharField(source="requested_by.username")
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ScoringJob
+        fields = ["id", "model", "version", "status", "status_reason", "input_filename", "id_column", "chunk_size",
+                  "max_error_rate", "log_predictions", "total_rows", "rows_done", "rows_failed", "progress",
+                  "requested_by", "created_at", "started_at", "finished_at"]
+
+    def get_progress(self, job: ScoringJob) -> dict[str, Any]:
+        return scoring_selectors.job_progress(job)
+
+
+class JobListCreateApi(APIView):
+    """Batch scoring jobs you can see; POST a CSV or Parquet file to score it in chunks."""
+
+    permission_classes = [Scorers]
+    parser_classes = [MultiPartParser]
+
+    class Input(serializers.Serializer):
+        model = serializers.CharField(max_length=64)
+        file = serializers.FileField(max_length=255, allow_empty_file=False)
+        alias = serializers.ChoiceField(choices=AliasName.choices, required=False)
+        version = serializers.IntegerField(min_value=1, required=False)
+        id_column = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        chunk_size = serializers.IntegerField(min_value=100, max_value=100_000, default=5000)
+        max_error_rate = serializers.FloatField(min_value=0, max_value=1, default=0.05)
+        log_predictions = serializers.BooleanField(default=False)
+
+    @extend_schema(responses=JobOutput(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = Pagination()
+        page = paginator.paginate_queryset(scoring_selectors.jobs_visible_to(request.user), request, self)
+        return paginator.get_paginated_response(JobOutput(page, many=True).data)
+
+    @extend_schema(request=Input, responses={202: JobOutput})
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        model = selectors.model_for(request.user, fields.pop("model"))
+        version = services.resolve_version(model, alias=fields.pop("alias", None), number=fields.pop("version", None))
+        job = batch.job_create(model=model, version=version, user=request.user, upload=fields.pop("file"),
+                               ip=request.META.get("REMOTE_ADDR"), **fields)
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobDetailApi(APIView):
+    permission_classes = [Scorers]
+
+    @extend_schema(responses=JobOutput)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(JobOutput(scoring_selectors.job_for(request.user, pk)).data)
+
+
+class JobCancelApi(APIView):
+    permission_classes = [Scorers]
+
+    @extend_schema(request=None, responses=JobOutput)
+    def post(self, request: Request, pk: int) -> Response:
+        job = scoring_selectors.job_for(request.user, pk)
+        batch.job_cancel(job=job, user=request.user, ip=request.META.get("REMOTE_ADDR"))
+        job.refresh_from_db()
+        return Response(JobOutput(job).data)
+
+
+class JobResultApi(APIView):
+    """The scored rows: `?format=csv` (default, safe against spreadsheet formulas) or `parquet`;
+    `?errors=1` for the rows that could not be scored and why."""
+
+    permission_classes = [Scorers]
+
+    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["csv", "parquet"], required=False),
+                               OpenApiParameter("errors", bool, required=False)],
+                   responses={(200, "text/csv"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        job = scoring_selectors.job_for(request.user, pk)
+        if not job.is_finished:
+            raise ApiError(409, "not_finished", "The job is still running; its results are not complete yet.")
+        name = f"{job.model.name}-job{job.pk}"
+        if request.query_params.get("errors") in ("1", "true"):
+            response = StreamingHttpResponse(batch.results_csv(job, errors_only=True), content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="{name}-errors.csv"'
+            return response
+        if request.query_params.get("format") == "parquet":
+            response = HttpResponse(batch.results_parquet(job), content_type="application/vnd.apache.parquet")
+            response["Content-Disposition"] = f'attachment; filename="{name}.parquet"'
+            return response
+        response = StreamingHttpResponse(batch.results_csv(job), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response

@@ -10,6 +10,10 @@ app_name = "scoring"
 
 urlpatterns: list[URLPattern] = []
 api_urlpatterns = [
+    path("scoring-jobs/", api.JobListCreateApi.as_view(), name="api-scoring-jobs"),
+    path("scoring-jobs/<int:pk>/", api.JobDetailApi.as_view(), name="api-scoring-job"),
+    path("scoring-jobs/<int:pk>/cancel/", api.JobCancelApi.as_view(), name="api-scoring-job-cancel"),
+    path("scoring-jobs/<int:pk>/result", api.JobResultApi.as_view(), name="api-scoring-job-result"),
     path("models/<slug:name>/predict", api.PredictApi.as_view(), name="api-predict"),
     path("models/<slug:name>/scoring-config/", api.ScoringConfigApi.as_view(), name="api-scoring-config"),
     path("models/<slug:name>/versions/<int:number>/predict", api.VersionPredictApi.as_view(),

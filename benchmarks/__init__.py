@@ -1,0 +1,11 @@
+"""OpsPortal's benchmark suite: `benchmarks/run` (or `python -m benchmarks`). See benchmarks/README.md.
+
+Each benchmark is a module with NAME, TITLE, `run(args) -> dict` and optionally
+`add_arguments(parser)`; the dict carries `tables` (common.Table), `figures`, `targets`.
+Register a new one by adding its module path to BENCHMARKS, in the order they run.
+"""
+
+BENCHMARKS: list[str] = [
+    "benchmarks.realtime",  # real-time scoring vs mlflow models serve
+    # later: "benchmarks.drift" (drift reports vs Evidently), "benchmarks.campaign" (campaign analysis)
+]

@@ -1,0 +1,80 @@
+"""Batch jobs on a real worker, including workers killed mid-job: each input row exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+
+from conftest import wait_for
+from registry.tests.fixtures import csv_bytes, upload
+from scoring import batch
+from scoring.models import ScoringChunk, ScoringJob, ScoringResult
+from scoring.tests.test_batch import scoring_file
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+needs_redis = pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL.startswith("redis"),
+    reason="killing workers is proven on the Redis broker (as CI runs it): kombu's filesystem broker keeps a "
+           "killed task's message unacknowledged, which blocks that worker's prefetch window",
+)
+
+
+def submit(version, user, rows, chunk_size):
+    return batch.job_create(model=version.model, version=version, user=user, id_column="customer_id",
+                            upload=upload(csv_bytes(scoring_file(rows=rows)), "in.csv"), chunk_size=chunk_size)
+
+
+def finished(job_id: int, reconcile_after: float | None = None) -> bool:
+    if reconcile_after is not None:
+        batch.chunks_reconcile(stale_after=timedelta(seconds=reconcile_after))
+    return ScoringJob.objects.get(pk=job_id).is_finished
+
+
+def assert_each_row_once(job: ScoringJob, rows: int) -> None:
+    job.refresh_from_db()
+    assert (job.status, job.rows_done, job.rows_failed) == ("succeeded", rows, 0)
+    numbers = list(ScoringResult.objects.filter(job=job).values_list("row_number", flat=True))
+    assert len(numbers) == rows
+    assert sorted(numbers) == list(range(rows))
+
+
+def test_a_job_runs_on_a_real_worker(celery_worker_process, ready_version, data_scientist):
+    job = submit(ready_version, data_scientist, rows=3000, chunk_size=500)
+    wait_for(lambda: finished(job.pk), timeout=120, interval=0.5)
+    assert_each_row_once(job, 3000)
+
+
+@needs_redis
+def test_killing_worker_processes_mid_job_loses_and_duplicates_no_row(celery_worker_process, ready_version,
+                                                                       data_scientist):
+    job = submit(ready_version, data_scientist, rows=40_000, chunk_size=2000)
+    kills, deadline = 0, time.monotonic() + 60
+    while kills < 4 and time.monotonic() < deadline and not finished(job.pk):
+        if ScoringChunk.objects.filter(job=job, status="running").exists():
+            for pid in celery_worker_process.children():
+                os.kill(pid, signal.SIGKILL)
+            kills += 1
+            time.sleep(0.7)
+        time.sleep(0.05)
+    wait_for(lambda: finished(job.pk, reconcile_after=5), timeout=180, interval=1)
+    assert kills >= 1
+    assert ScoringChunk.objects.filter(job=job, attempts__gt=1).exists()  # a chunk really was interrupted
+    assert_each_row_once(job, 40_000)
+
+
+@needs_redis
+def test_a_whole_worker_killed_mid_job_is_recovered(celery_worker_process, ready_version, data_scientist):
+    job = submit(ready_version, data_scientist, rows=30_000, chunk_size=2000)
+    wait_for(lambda: ScoringChunk.objects.filter(job=job, status="running").exists(), timeout=60, interval=0.05)
+    celery_worker_process.kill_all()  # parent and children at once, no chance to requeue anything
+    stuck = ScoringChunk.objects.filter(job=job, status="running").count()
+    celery_worker_process.restart()
+    started = time.monotonic()
+    wait_for(lambda: finished(job.pk, reconcile_after=3), timeout=180, interval=1)
+    print(f"recovered {stuck} stuck chunk(s) in {time.monotonic() - started:.1f} s")
+    assert_each_row_once(job, 30_000)
