@@ -68,23 +68,27 @@ BENCH_THROTTLE_USER = "100000000/min"
 class Plan:
     connections: int
     warmup_s: float
-    single_s: float
-    throughput_s: float
+    single_s: float  # per round
+    throughput_s: float  # per round
+    rounds: int
     loadgen: str
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("realtime")
     group.add_argument("--connections", type=int, default=8, help="concurrent connections for throughput (8)")
-    group.add_argument("--throughput-seconds", type=float, default=20.0, help="throughput phase length (20)")
-    group.add_argument("--single-seconds", type=float, default=10.0, help="single-client phase length (10)")
+    group.add_argument("--rounds", type=int, default=2, help="interleaved rounds per server and mode (2)")
+    group.add_argument("--throughput-seconds", type=float, default=10.0, help="throughput phase per round (10)")
+    group.add_argument("--single-seconds", type=float, default=5.0, help="single-client phase per round (5)")
     group.add_argument("--warmup-seconds", type=float, default=3.0, help="warm-up at full concurrency (3)")
 
 
 def plan_from(args: argparse.Namespace) -> Plan:
+    if not 1 <= args.rounds <= 10 or not 1 <= args.connections <= 256:
+        raise BenchmarkError("--rounds must be 1..10 and --connections 1..256")
     if args.quick:
-        return Plan(args.connections, 1.0, 3.0, 5.0, args.loadgen_tool)
-    return Plan(args.connections, args.warmup_seconds, args.single_seconds, args.throughput_seconds,
+        return Plan(args.connections, 1.0, 2.0, 3.0, 1, args.loadgen_tool)
+    return Plan(args.connections, args.warmup_seconds, args.single_seconds, args.throughput_seconds, args.rounds,
                 args.loadgen_tool)
 
 
@@ -255,72 +259,125 @@ def check_predictions(target: loadgen.Target, expected: list[str], extract: Any)
 
 MODES = (("close", False), ("keepalive", True))  # headline first: one request per connection
 MODE_LABELS = {"close": "new connection per request", "keepalive": "keep-alive connections"}
+PHASES = ("single_client", "throughput")
 
 
-def measure_phase(server: Server, target: loadgen.Target, *, label: str, connections: int, seconds: float,
-                  plan: Plan, work: Path) -> dict[str, Any]:
+@dataclass
+class Contender:
+    """A server under test, its requests, and how to read a label out of its answer."""
+
+    key: str
+    label: str
+    server: Server
+    target: loadgen.Target
+    health_path: str
+    extract: Any
+
+
+def measure_phase(subject: Contender, everyone: list[Contender], *, label: str, connections: int,
+                  seconds: float, plan: Plan) -> dict[str, Any]:
     """One load phase, with the server's CPU and the machine's other load over it.
 
-    When other processes kept more than NOISY_CORES busy, the phase runs once more and the
-    quieter attempt is kept (both are recorded); the report warns if it stayed noisy.
+    Other load = machine busy CPU minus every contender's processes (the idle one too) minus the
+    generator. Above NOISY_CORES the phase runs once more and the quieter attempt is kept (both
+    are recorded); the report warns if it stayed noisy.
     """
     attempts = []
     for attempt in range(1, PHASE_ATTEMPTS + 1):
-        cpu_before, machine_before = server.cpu_seconds(), CpuSnapshot.take()
-        result = loadgen.run(target, connections=connections, seconds=seconds, tool=plan.loadgen, work_dir=work)
-        cpu = server.cpu_seconds() - cpu_before
-        noise = other_load_cores(machine_before, CpuSnapshot.take(), result.duration_s, cpu + result.generator_cpu_s)
-        attempts.append({**result.as_dict(), **noise, "server_cpu_s": cpu,
-                         "server_cpu_ms_per_request": cpu * 1000 / result.good if result.good else None,
-                         "generator_cpu_share_of_one_core": result.generator_cpu_s / result.duration_s})
+        mine, all_before, machine_before = (subject.server.cpu_seconds(),
+                                            sum(c.server.cpu_seconds() for c in everyone), CpuSnapshot.take())
+        result = loadgen.run(subject.target, connections=connections, seconds=seconds, tool=plan.loadgen,
+                             work_dir=WORK / "load")
+        machine_after = CpuSnapshot.take()
+        cpu = subject.server.cpu_seconds() - mine
+        servers_cpu = sum(c.server.cpu_seconds() for c in everyone) - all_before
+        noise = other_load_cores(machine_before, machine_after, result.duration_s,
+                                 servers_cpu + result.generator_cpu_s)
+        attempts.append({**result.as_dict(), **noise, "server_cpu_s": cpu})
         if noise["other_cores"] <= NOISY_CORES and noise["steal_cores"] <= NOISY_CORES:
             break
         if attempt < PHASE_ATTEMPTS:
-            log(f"{server.name}: {label}: the machine was busy ({noise['other_cores']:.2f} other cores); "
+            log(f"{subject.label}: {label}: the machine was busy ({noise['other_cores']:.2f} other cores); "
                 "measuring again")
             time.sleep(2)
     best = min(attempts, key=lambda a: a["other_cores"] + a["steal_cores"])
-    return {**best, "attempts": len(attempts),
-            "discarded_attempts": [a for a in attempts if a is not best]}
+    return {**best, "attempts": len(attempts), "discarded_attempts": [a for a in attempts if a is not best]}
 
 
-def measure(server: Server, target: loadgen.Target, expected: list[str], extract: Any, plan: Plan,
-            health_path: str) -> dict[str, Any]:
-    """Check, warm up, then per connection mode: single client, then throughput."""
-    work = WORK / "load"
-    work.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {}
+def start_and_warm(contender: Contender, expected: list[str], plan: Plan) -> dict[str, Any]:
+    server, target = contender.server, contender.target
     server.start()
+    info: dict[str, Any] = {"startup_s": server.wait_listening(timeout=120, path=contender.health_path)}
+    log(f"{contender.label}: listening after {info['startup_s']:.1f}s; checking {len(target.bodies)} rows")
+    info["check"] = check_predictions(target, expected, contender.extract)
+    info["server_keeps_connections_alive"] = loadgen.server_keeps_alive(target)
+    log(f"{contender.label}: warm-up {plan.warmup_s:.0f}s at {plan.connections} connections")
+    info["warmup"] = loadgen.run(target, connections=plan.connections, seconds=plan.warmup_s, tool=plan.loadgen,
+                                 work_dir=WORK / "load").as_dict()
+    return info
+
+
+def measure_all(contenders: list[Contender], expected: list[str], plan: Plan) -> dict[str, dict[str, Any]]:
+    """Start both servers, then interleave: per round, per mode, each server's single-client and throughput phase.
+
+    Interleaving spreads slow drifts of the machine over both servers instead of charging them
+    to whichever ran second; the spread between rounds shows how steady the numbers are.
+    """
+    (WORK / "load").mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, Any]] = {c.key: {"rounds": []} for c in contenders}
     try:
-        result["startup_s"] = server.wait_listening(timeout=120, path=health_path)
-        log(f"{server.name}: listening after {result['startup_s']:.1f}s; checking {len(target.bodies)} rows")
-        result["check"] = check_predictions(target, expected, extract)
-        result["server_keeps_connections_alive"] = loadgen.server_keeps_alive(target)
-        log(f"{server.name}: warm-up {plan.warmup_s:.0f}s at {plan.connections} connections")
-        result["warmup"] = loadgen.run(target, connections=plan.connections, seconds=plan.warmup_s,
-                                       tool=plan.loadgen, work_dir=work).as_dict()
-        for mode, keep_alive in MODES:
-            target.keep_alive = keep_alive
-            time.sleep(1)
-            label = f"{MODE_LABELS[mode]}: single client {plan.single_s:.0f}s"
-            log(f"{server.name}: {label}")
-            single = measure_phase(server, target, label=label, connections=1, seconds=plan.single_s, plan=plan,
-                                   work=work)
-            time.sleep(1)
-            label = f"{MODE_LABELS[mode]}: throughput {plan.throughput_s:.0f}s at {plan.connections} connections"
-            log(f"{server.name}: {label}")
-            loaded = measure_phase(server, target, label=label, connections=plan.connections,
-                                   seconds=plan.throughput_s, plan=plan, work=work)
-            result[mode] = {"single_client": single, "throughput": loaded,
-                            "server_cpu_ms_per_request": loaded["server_cpu_ms_per_request"],
-                            "generator_cpu_share_of_one_core": loaded["generator_cpu_share_of_one_core"]}
-        result["rss_mib"] = server.rss_mib()
-        result["processes"] = len(server.pids())
-        if not server.alive:
-            raise BenchmarkError(f"{server.name} died under load; log: {server.log_path}")
+        for contender in contenders:
+            results[contender.key].update(start_and_warm(contender, expected, plan))
+        for number in range(1, plan.rounds + 1):
+            for contender in contenders:
+                results[contender.key]["rounds"].append({"round": number})
+            for mode, keep_alive in MODES:
+                for contender in contenders:
+                    contender.target.keep_alive = keep_alive
+                    this_round = results[contender.key]["rounds"][-1]
+                    this_round[mode] = {}
+                    for phase, connections, seconds in (("single_client", 1, plan.single_s),
+                                                        ("throughput", plan.connections, plan.throughput_s)):
+                        time.sleep(1)
+                        label = (f"round {number}/{plan.rounds}, {MODE_LABELS[mode]}, {phase.replace('_', ' ')} "
+                                 f"{seconds:.0f}s at {connections} connection{'s' if connections > 1 else ''}")
+                        log(f"{contender.label}: {label}")
+                        this_round[mode][phase] = measure_phase(contender, contenders, label=label,
+                                                                connections=connections, seconds=seconds, plan=plan)
+        for contender in contenders:
+            if not contender.server.alive:
+                raise BenchmarkError(f"{contender.label} died under load; log: {contender.server.log_path}")
+            results[contender.key]["rss_mib"] = contender.server.rss_mib()
+            results[contender.key]["processes"] = len(contender.server.pids())
     finally:
-        server.stop()
-    return result
+        for contender in contenders:
+            contender.server.stop()
+    for contender in contenders:
+        rounds = results[contender.key]["rounds"]
+        for mode, _ in MODES:
+            results[contender.key][mode] = {phase: pooled([r[mode][phase] for r in rounds]) for phase in PHASES}
+    return results
+
+
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One phase over all rounds: rates from summed counts and durations, latency percentiles as the median
+    of the rounds' percentiles, `spread` = (max - min) / mean of the rounds' rates."""
+    duration = sum(r["duration_s"] for r in runs)
+    good = sum(r["good"] for r in runs)
+    rates = [r["rps"] for r in runs]
+    mean_rate = sum(rates) / len(rates)
+    cpu = sum(r["server_cpu_s"] for r in runs)
+    return {
+        "rps": good / duration if duration else float("nan"),
+        "good": good, "requests": sum(r["requests"] for r in runs), "errors": sum(r["errors"] for r in runs),
+        "duration_s": duration,
+        "latency_ms": {k: statistics.median(r["latency_ms"][k] for r in runs) for k in runs[0]["latency_ms"]},
+        "rps_per_round": rates, "spread": (max(rates) - min(rates)) / mean_rate if mean_rate else float("nan"),
+        "server_cpu_ms_per_request": cpu * 1000 / good if good else None,
+        "generator_cpu_share_of_one_core": sum(r["generator_cpu_s"] for r in runs) / duration if duration else None,
+        "other_cores": max(r["other_cores"] for r in runs), "steal_cores": max(r["steal_cores"] for r in runs),
+        "attempts": sum(r["attempts"] for r in runs), "rounds": len(runs),
+    }
 
 
 # --- the benchmark ----------------------------------------------------------------------------------------
@@ -328,6 +385,7 @@ def measure(server: Server, target: loadgen.Target, expected: list[str], extract
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import joblib
+    import pandas as pd
     import skops.io as sio
 
     plan = plan_from(args)
@@ -340,8 +398,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pipeline = fit_pipeline(data)
     log(f"fitted the Telco pipeline on {len(data):,} rows in {fitting['seconds']:.1f}s")
     ids, rows = request_rows(frame, REQUEST_ROWS)
-    import pandas as pd
-
     expected = [str(v) for v in pipeline.predict(pd.DataFrame(rows).astype({"TotalCharges": float}))]
     skops_path, reference_path = WORK / "telco_churn.skops", WORK / "ref.csv"
     pipeline_path, features_path = WORK / "pipeline.joblib", WORK / "features.csv"
@@ -360,32 +416,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"({portal_setup['seconds']:.0f}s)")
 
     portal_port, mlflow_port = free_port(), free_port()
-    portal_target = loadgen.Target(
-        name="opsportal", port=portal_port, path="/api/v1/models/churn/predict",
-        headers={"Authorization": f"Bearer {portal['token']}"},
-        bodies=[json.dumps({"rows": [row], "ids": [cid]}).encode() for cid, row in zip(ids, rows, strict=True)])
-    mlflow_target = loadgen.Target(
-        name="mlflow", port=mlflow_port, path="/invocations",
-        bodies=[json.dumps({"dataframe_records": [row]}).encode() for row in rows])
-    portal_server = Server("OpsPortal (gunicorn)", [
-        str(PORTAL_PYTHON), "-m", "gunicorn", "opsportal.wsgi:application", "--bind", f"{LOOPBACK}:{portal_port}",
-        "--workers", str(WORKERS), "--threads", "1"], env=portal_env(), log_path=WORK / "logs" / "portal-gunicorn.log",
-        port=portal_port)
-    mlflow_server = Server("MLflow (mlflow models serve)", [
-        str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
-        "-p", str(mlflow_port), "-h", LOOPBACK, "--workers", str(WORKERS)], env=_mlflow_env(),
-        log_path=WORK / "logs" / "mlflow-serve.log", port=mlflow_port)
-
+    contenders = [
+        Contender("opsportal", "OpsPortal (gunicorn)", Server("OpsPortal (gunicorn)", [
+            str(PORTAL_PYTHON), "-m", "gunicorn", "opsportal.wsgi:application", "--bind", f"{LOOPBACK}:{portal_port}",
+            "--workers", str(WORKERS), "--threads", "1"], env=portal_env(),
+            log_path=WORK / "logs" / "portal-gunicorn.log", port=portal_port),
+            loadgen.Target(name="opsportal", port=portal_port, path="/api/v1/models/churn/predict",
+                           headers={"Authorization": f"Bearer {portal['token']}"},
+                           bodies=[json.dumps({"rows": [row], "ids": [cid]}).encode()
+                                   for cid, row in zip(ids, rows, strict=True)]),
+            "/healthz", first_label),
+        Contender("mlflow", "MLflow (mlflow models serve)", Server("MLflow (mlflow models serve)", [
+            str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+            "-p", str(mlflow_port), "-h", LOOPBACK, "--workers", str(WORKERS)], env=_mlflow_env(),
+            log_path=WORK / "logs" / "mlflow-serve.log", port=mlflow_port),
+            loadgen.Target(name="mlflow", port=mlflow_port, path="/invocations",
+                           bodies=[json.dumps({"dataframe_records": [row]}).encode() for row in rows]),
+            "/ping", first_label),
+    ]
     log_rows_before = prediction_log_rows()
-    opsportal = measure(portal_server, portal_target, expected, lambda p: str(p["predictions"][0]), plan,
-                        "/healthz")
-    time.sleep(1)  # the web processes are gone; their last log batch is written at exit
-    log_rows_after = prediction_log_rows()
-    opsportal["prediction_log_rows_written"] = (log_rows_after - log_rows_before
-                                                if log_rows_before is not None and log_rows_after is not None
-                                                else None)
-    mlflow = measure(mlflow_server, mlflow_target, expected, lambda p: str(p["predictions"][0]), plan, "/ping")
-    return report(plan, opsportal, mlflow, portal, mlflow_versions, setup_seconds={
+    results = measure_all(contenders, expected, plan)
+    log_rows_after = prediction_log_rows()  # the web processes are gone; their last log batch was written at exit
+    results["opsportal"]["prediction_log_rows_written"] = (
+        log_rows_after - log_rows_before if log_rows_before is not None and log_rows_after is not None else None)
+    return report(plan, results["opsportal"], results["mlflow"], portal, mlflow_versions, setup_seconds={
         "fit": fitting["seconds"], "mlflow_env_and_model": mlflow_setup["seconds"],
         "portal_migrate_register_validate_promote": portal_setup["seconds"]})
 
@@ -398,54 +452,52 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
 
     def row(name: str, m: dict[str, Any]) -> list[Any]:
         single, loaded = m["single_client"], m["throughput"]
-        return [name, loaded["rps"], loaded["latency_ms"]["p50"], loaded["latency_ms"]["p99"], loaded["errors"],
-                single["latency_ms"]["p50"], single["latency_ms"]["p95"], single["latency_ms"]["p99"], single["rps"],
-                single["errors"], m["server_cpu_ms_per_request"]]
+        return [name, loaded["rps"], f"{loaded['spread']:.0%}", loaded["latency_ms"]["p50"],
+                loaded["latency_ms"]["p99"], single["latency_ms"]["p50"], single["latency_ms"]["p95"],
+                single["latency_ms"]["p99"], single["rps"], loaded["errors"] + single["errors"],
+                loaded["server_cpu_ms_per_request"]]
 
-    columns = ["server", f"req/s @{plan.connections}", f"p50 ms @{plan.connections}", f"p99 ms @{plan.connections}",
-               f"errors @{plan.connections}", "p50 ms @1", "p95 ms @1", "p99 ms @1", "req/s @1", "errors @1",
-               "CPU ms/req"]
-    tables = []
-    for mode, _ in MODES:
-        tables.append(Table(
-            f"Real-time scoring, 1 row per request, {MODE_LABELS[mode]} ({WORKERS} worker processes each, "
-            f"{plan.loadgen})", columns, [row("OpsPortal", ops[mode]), row("MLflow", mlf[mode])]))
-    gen = max(ops[m]["generator_cpu_share_of_one_core"] for m, _ in MODES)
-    tables[-1].notes = [
-        f"@{plan.connections}: {plan.connections} concurrent connections for {plan.throughput_s:.0f}s (after one "
-        f"{plan.warmup_s:.0f}s warm-up per server); @1: one client, sequential requests for {plan.single_s:.0f}s.",
-        "errors: non-200 responses, 200s without a prediction, socket errors. Throughput counts good responses only.",
-        "CPU ms/req: user+system CPU of all the server's processes during the throughput phase / good responses.",
+    c = plan.connections
+    columns = ["server", f"req/s @{c}", "spread", f"p50 ms @{c}", f"p99 ms @{c}", "p50 ms @1", "p95 ms @1",
+               "p99 ms @1", "req/s @1", "errors", "CPU ms/req"]
+    tables = [Table(f"Real-time scoring, 1 row per request, {MODE_LABELS[mode]} ({WORKERS} worker processes each, "
+                    f"{plan.loadgen}, {plan.rounds} interleaved rounds)", columns,
+                    [row("OpsPortal", ops[mode]), row("MLflow", mlf[mode])]) for mode, _ in MODES]
+    everything = [m[mode][phase] for m in (ops, mlf) for mode, _ in MODES for phase in PHASES]
+    noise = max(x["other_cores"] for x in everything)
+    steal = max(x["steal_cores"] for x in everything)
+    generator = max(x["generator_cpu_share_of_one_core"] or 0.0 for x in everything)
+    retried = sum(x["attempts"] - x["rounds"] for x in everything)
+    notes = [
+        f"@{c}: {c} concurrent connections, {plan.throughput_s:.0f}s per round; @1: one client, sequential "
+        f"requests, {plan.single_s:.0f}s per round; {plan.rounds} rounds alternating the servers, after a "
+        f"{plan.warmup_s:.0f}s warm-up each. Rates pool all rounds; latency percentiles are the median of the rounds'.",
+        f"spread: (max - min) / mean of req/s @{c} over the rounds. errors: non-200, 200 without a prediction, "
+        "socket errors (both phases). Throughput counts good responses only.",
+        "CPU ms/req: user+system CPU of all the server's processes during the throughput phases / good responses.",
         f"Keeps connections alive: OpsPortal {fmt_bool(ops['server_keeps_connections_alive'])} (gunicorn sync "
         f"workers), MLflow {fmt_bool(mlf['server_keeps_connections_alive'])} (uvicorn).",
-        f"Load generator CPU: at most {gen:.0%} of one core. OpsPortal engine {portal['engine']}, prediction log "
-        f"rows written {ops.get('prediction_log_rows_written')}; MLflow {mlflow_versions['mlflow']}; RSS OpsPortal "
-        f"{ops['rss_mib']:.0f} MiB, MLflow {mlf['rss_mib']:.0f} MiB.",
+        f"OpsPortal engine {portal['engine']}, prediction log rows written {ops.get('prediction_log_rows_written')}; "
+        f"MLflow {mlflow_versions['mlflow']}. RSS: OpsPortal {ops['rss_mib']:.0f} MiB, "
+        f"MLflow {mlf['rss_mib']:.0f} MiB.",
+        f"Machine: load generator at most {generator:.0%} of one core; other processes up to {noise:.2f} cores; "
+        f"hypervisor steal up to {steal:.2f} cores.",
     ]
-    noise = max(m[mode][phase]["other_cores"] or 0.0 for m in (ops, mlf) for mode, _ in MODES
-                for phase in ("single_client", "throughput"))
-    steal = max(m[mode][phase]["steal_cores"] or 0.0 for m in (ops, mlf) for mode, _ in MODES
-                for phase in ("single_client", "throughput"))
-    tables[-1].notes.append(f"Other load on the machine during measurement: up to {noise:.2f} cores busy outside the "
-                            f"server and generator, up to {steal:.2f} cores stolen by the hypervisor.")
-    retried = sum(m[mode][phase]["attempts"] > 1 for m in (ops, mlf) for mode, _ in MODES
-                  for phase in ("single_client", "throughput"))
     if retried:
-        tables[-1].notes.append(f"{retried} phase(s) were measured again because the machine was busy; the quieter "
-                                "attempt is shown (all attempts are in the JSON).")
+        notes.append(f"{retried} phase(s) measured again because the machine was busy; the quieter attempt is used "
+                     "(every attempt is in the JSON).")
     if noise > NOISY_CORES or steal > NOISY_CORES:
-        tables[-1].notes.append("WARNING: the machine was not quiet; these numbers are disturbed. Run again on a "
-                                "quiet machine before quoting them.")
+        notes.append("WARNING: the machine was not quiet; these numbers are disturbed. Run again on a quiet machine "
+                     "before quoting them.")
+    tables[-1].notes = notes
     targets_rows, targets = [], []
     for mode, _ in MODES:
         ratio, median = ratio_of(mode), ops[mode]["single_client"]["latency_ms"]["p50"]
-        for figure, measured, target, passed in (
-            (f"throughput OpsPortal / MLflow ({MODE_LABELS[mode]})", f"{ratio:.2f}x", f">= {TARGET_RATIO:.0f}x",
-             ratio >= TARGET_RATIO),
-            (f"OpsPortal median latency, 1 client ({MODE_LABELS[mode]})", f"{median:.2f} ms",
-             f"< {TARGET_MEDIAN_MS:.0f} ms", median < TARGET_MEDIAN_MS),
-        ):
-            targets_rows.append([figure, measured, target, "PASS" if passed else "FAIL"])
+        targets_rows += [
+            [f"throughput OpsPortal / MLflow ({MODE_LABELS[mode]})", f"{ratio:.2f}x", f">= {TARGET_RATIO:.0f}x",
+             "PASS" if ratio >= TARGET_RATIO else "FAIL"],
+            [f"OpsPortal median latency, 1 client ({MODE_LABELS[mode]})", f"{median:.2f} ms",
+             f"< {TARGET_MEDIAN_MS:.0f} ms", "PASS" if median < TARGET_MEDIAN_MS else "FAIL"]]
         targets += [{"figure": "throughput_ratio", "mode": mode, "measured": ratio, "target": f">= {TARGET_RATIO}",
                      "passed": ratio >= TARGET_RATIO},
                     {"figure": "opsportal_median_ms", "mode": mode, "measured": median,
@@ -465,9 +517,9 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
         "targets": targets,
         "tables": tables,
         "servers": {"opsportal": ops, "mlflow": mlf},
-        "config": {"connections": plan.connections, "warmup_s": plan.warmup_s, "single_s": plan.single_s,
-                   "throughput_s": plan.throughput_s, "loadgen": plan.loadgen, "workers_each": WORKERS,
-                   "request_rows": REQUEST_ROWS, "modes": dict(MODE_LABELS),
+        "config": {"connections": c, "warmup_s": plan.warmup_s, "single_s": plan.single_s,
+                   "throughput_s": plan.throughput_s, "rounds": plan.rounds, "loadgen": plan.loadgen,
+                   "workers_each": WORKERS, "request_rows": REQUEST_ROWS, "modes": dict(MODE_LABELS),
                    "opsportal": {"command": f"gunicorn opsportal.wsgi:application --workers {WORKERS} --threads 1",
                                  "env": {"DEBUG": "false", "PREDICTION_LOG_SAMPLE_RATE": "1",
                                          "API_THROTTLE_USER": BENCH_THROTTLE_USER, "database": "sqlite (embedded)"},
@@ -476,9 +528,14 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
                    "mlflow": {"command": f"mlflow models serve --env-manager local --workers {WORKERS}",
                               "versions": mlflow_versions}},
         "setup_seconds": {**setup_seconds, "portal_steps": portal["timings_s"]},
-        "machine_noise": {"max_other_cores": noise, "max_steal_cores": steal, "quiet": noise <= NOISY_CORES
-                          and steal <= NOISY_CORES},
+        "machine_noise": {"max_other_cores": noise, "max_steal_cores": steal,
+                          "quiet": noise <= NOISY_CORES and steal <= NOISY_CORES},
     }
+
+
+def first_label(payload: dict[str, Any]) -> str:
+    """Both servers answer {"predictions": [label, ...], ...}."""
+    return str(payload["predictions"][0])
 
 
 def fmt_bool(value: bool) -> str:

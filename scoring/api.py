@@ -24,6 +24,10 @@ from scoring.models import ChallengerMode, ScoringConfig, ScoringJob
 Scorers = role_permission(Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER)
 
 
+def _explain(request: Request) -> bool:
+    return request.query_params.get("explain") in ("1", "true")
+
+
 class PredictOutput(serializers.Serializer):
     request_id = serializers.UUIDField()
     model = serializers.CharField()
@@ -32,6 +36,8 @@ class PredictOutput(serializers.Serializer):
     predictions = serializers.ListField()
     probabilities = serializers.ListField(child=serializers.DictField(), required=False)
     ids = serializers.ListField(required=False)
+    versions = serializers.ListField(child=serializers.IntegerField(), required=False)
+    explanations = serializers.ListField(child=serializers.DictField(), required=False)
     unseen_categories = serializers.DictField(child=serializers.IntegerField())
     latency_ms = serializers.FloatField()
 
@@ -49,13 +55,14 @@ class PredictApi(APIView):
     permission_classes = [Scorers]
 
     @extend_schema(request=PredictInput, responses=PredictOutput, parameters=[
-        OpenApiParameter("alias", str, enum=AliasName.values, required=False)])
+        OpenApiParameter("alias", str, enum=AliasName.values, required=False),
+        OpenApiParameter("explain", bool, required=False, description="Per-row contributions of each input.")])
     def post(self, request: Request, name: str) -> Response:
         alias = request.query_params.get("alias") or None
         if alias is not None and alias not in AliasName.values:
             raise services.ScoringError("validation_error", "Unknown alias.", details={"alias": AliasName.values})
         model = selectors.model_for(request.user, name)
-        return Response(services.predict(model=model, body=request.data, alias=alias))
+        return Response(services.predict(model=model, body=request.data, alias=alias, explain=_explain(request)))
 
 
 class VersionPredictApi(APIView):
@@ -63,10 +70,11 @@ class VersionPredictApi(APIView):
 
     permission_classes = [Scorers]
 
-    @extend_schema(request=PredictInput, responses=PredictOutput)
+    @extend_schema(request=PredictInput, responses=PredictOutput, parameters=[
+        OpenApiParameter("explain", bool, required=False, description="Per-row contributions of each input.")])
     def post(self, request: Request, name: str, number: int) -> Response:
         model = selectors.model_for(request.user, name)
-        return Response(services.predict(model=model, body=request.data, number=number))
+        return Response(services.predict(model=model, body=request.data, number=number, explain=_explain(request)))
 
 
 class ScoringConfigApi(APIView):

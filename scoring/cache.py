@@ -21,7 +21,7 @@ from registry.models import Engine, ModelVersion
 from registry.sandbox import OnnxPredictor, SklearnPredictor
 
 _lock = threading.Lock()
-_loaded: OrderedDict[int, tuple[Any, int]] = OrderedDict()
+_loaded: OrderedDict[tuple[int, str], tuple[Any, int]] = OrderedDict()
 
 
 def _load(version: ModelVersion) -> tuple[Any, int]:
@@ -43,13 +43,14 @@ def _load(version: ModelVersion) -> tuple[Any, int]:
 
 def predictor_for(version: ModelVersion) -> Any:
     """The loaded predictor for a ready version (raises ArtifactTampered when the bytes changed)."""
+    key = (version.pk, version.artifact_sha256)
     with _lock:
-        if version.pk in _loaded:
-            _loaded.move_to_end(version.pk)
-            return _loaded[version.pk][0]
+        if key in _loaded:
+            _loaded.move_to_end(key)
+            return _loaded[key][0]
     predictor, size = _load(version)
     with _lock:
-        _loaded[version.pk] = (predictor, size)
+        _loaded[key] = (predictor, size)
         budget = settings.SCORING_CACHE_MAX_MB * 1024 * 1024
         while len(_loaded) > 1 and sum(s for _, s in _loaded.values()) > budget:
             _loaded.popitem(last=False)
@@ -63,4 +64,4 @@ def clear() -> None:
 
 def cached_versions() -> list[int]:
     with _lock:
-        return list(_loaded)
+        return [pk for pk, _ in _loaded]

@@ -115,8 +115,8 @@ def _shadow(version_id: int, frame: pd.DataFrame, ids: list[Any] | None, request
 # --- the request ---------------------------------------------------------------------------------
 
 
-def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, number: int | None = None
-            ) -> dict[str, Any]:
+def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, number: int | None = None,
+            explain: bool = False) -> dict[str, Any]:
     """Validate rows against the version's signature and score them.
 
     Without an alias or version: the champion, except rows whose entity falls in the
@@ -141,6 +141,10 @@ def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, numb
         result["versions"] = versions
     if parsed.ids is not None:
         result["ids"] = parsed.ids
+    if explain:
+        from scoring import explain as explainer
+
+        result["explanations"] = explainer.explain(version, parsed.frame, labels)
     result["unseen_categories"] = parsed.unseen_categories
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if log.sampled():

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from scoring import api
+from scoring import api, views
 
 app_name = "scoring"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    path("", views.job_list, name="jobs"),
+    path("new/", views.job_create, name="job-create"),
+    path("<int:pk>/", views.job_detail, name="job"),
+    path("<int:pk>/progress/", views.job_progress, name="job-progress"),
+    path("<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("models/<slug:name>/traffic/", views.traffic, name="config"),
+]
 api_urlpatterns = [
     path("scoring-jobs/", api.JobListCreateApi.as_view(), name="api-scoring-jobs"),
     path("scoring-jobs/<int:pk>/", api.JobDetailApi.as_view(), name="api-scoring-job"),

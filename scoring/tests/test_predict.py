@@ -8,7 +8,7 @@ import pytest
 from registry import promotions
 from registry.models import ApprovalPolicy
 from registry.tests.fixtures import CATEGORICAL, NUMERIC, churn_frame, churn_pipeline
-from scoring import cache, log
+from scoring import cache, explain, log
 
 pytestmark = pytest.mark.django_db
 ROWS = churn_frame(rows=5, seed=99)[NUMERIC + CATEGORICAL]
@@ -17,6 +17,7 @@ ROWS = churn_frame(rows=5, seed=99)[NUMERIC + CATEGORICAL]
 @pytest.fixture(autouse=True)
 def _empty_cache():
     cache.clear()
+    explain.clear()
     log.discard()
 
 
@@ -136,3 +137,30 @@ def test_the_background_writer_stores_rows_by_itself(ready_version, client, sett
     settings.PREDICTION_LOG_BACKGROUND = True
     assert predict(client, "/api/v1/models/churn/versions/1/predict").status_code == 200
     assert wait_for(lambda: PredictionLog.objects.count() == 5, timeout=10)
+
+
+def test_it_explains_each_row_exactly_in_its_own_columns(ready_version, client):
+    from scipy.special import logit
+
+    body = predict(client, "/api/v1/models/churn/versions/1/predict?explain=1").json()
+    first = body["explanations"][0]
+    assert set(first["contributions"]) == set(NUMERIC + CATEGORICAL)
+    assert first["method"].startswith("exact linear")
+    total = first["base_value"] + sum(first["contributions"].values())
+    assert total == pytest.approx(first["score"], abs=1e-6)
+    assert first["score"] == pytest.approx(logit(body["probabilities"][0]["Yes"]), abs=1e-4)
+
+
+def test_it_says_when_a_model_cannot_be_explained_exactly(register, validate, client, admin_user):
+    from sklearn.ensemble import RandomForestClassifier
+
+    from registry import services as registry_services
+
+    frame = churn_frame()
+    registry_services.trusted_type_add(admin=admin_user, name="sklearn.tree._tree.Tree", reason="reviewed")
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(frame[NUMERIC], frame["Churn"])
+    version = validate(register(forest, reference=frame[[*NUMERIC, "Churn"]]))
+    response = client.post(f"/api/v1/models/churn/versions/{version.number}/predict?explain=1",
+                           {"rows": ROWS[NUMERIC].to_dict("records")}, format="json")
+    assert response.status_code == 422
+    assert "linear models" in response.json()["error"]["message"]
