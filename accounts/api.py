@@ -15,7 +15,7 @@ from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.models import ApiToken, AuditEvent
+from accounts.models import ApiToken, AuditEvent, TokenScope
 from opsportal.api import Pagination
 from opsportal.roles import Role, role_permission, user_roles
 
@@ -25,7 +25,7 @@ MSG_BAD_CREDENTIALS = "Wrong username or password."
 class TokenOutput(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "key_prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "scope", "key_prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
 
 
 class TokenCreatedOutput(TokenOutput):
@@ -37,6 +37,7 @@ class TokenCreatedOutput(TokenOutput):
 
 class TokenSettingsInput(serializers.Serializer):
     name = serializers.CharField(max_length=100, default="API token")
+    scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.FULL)
     expires_in_days = serializers.IntegerField(
         min_value=0, max_value=services.MAX_TOKEN_DAYS, required=False,
         help_text="0 for no expiry; default from API_TOKEN_DEFAULT_DAYS.",
@@ -76,7 +77,7 @@ class AuthTokenApi(APIView):
         issued = services.token_issue_for_credentials(
             request=django_request, username=data.validated_data["username"],
             password=data.validated_data["password"], name=data.validated_data["name"],
-            expires_in_days=_expiry_days(data.validated_data),
+            expires_in_days=_expiry_days(data.validated_data), scope=data.validated_data["scope"],
         )
         if issued is None:
             raise exceptions.AuthenticationFailed(MSG_BAD_CREDENTIALS)
@@ -99,6 +100,7 @@ class TokenListCreateApi(APIView):
         token, raw = services.token_create(
             user=request.user, name=data.validated_data["name"],
             expires_in_days=_expiry_days(data.validated_data), ip=request.META.get("REMOTE_ADDR"),
+            scope=data.validated_data["scope"],
         )
         return _created(token, raw)
 

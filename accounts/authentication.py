@@ -12,12 +12,13 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts import selectors, services
-from accounts.models import ApiToken
+from accounts.models import ApiToken, TokenScope
 
 MSG_TOKEN_INVALID = "Invalid API token."
 MSG_TOKEN_EXPIRED = "This API token has expired; create a new one."
 MSG_TOKEN_REVOKED = "This API token has been revoked."
 MSG_USER_INACTIVE = "This account is disabled."
+MSG_SCOPE = "This token may only call real-time prediction endpoints."
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -35,7 +36,11 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raw = parts[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(MSG_TOKEN_INVALID) from None
-        return self._check(selectors.token_for_secret(raw))
+        user, token = self._check(selectors.token_for_secret(raw))
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if token.scope == TokenScope.PREDICT and not getattr(view, "allows_predict_scope", False):
+            raise exceptions.PermissionDenied(MSG_SCOPE)
+        return user, token
 
     @staticmethod
     def _check(token: ApiToken | None) -> tuple[Any, ApiToken]:

@@ -21,11 +21,17 @@ class Team(models.Model):
         return self.name
 
 
+class TokenScope(models.TextChoices):
+    FULL = "full", "Everything its owner can do"
+    PREDICT = "predict", "Real-time predictions only (for business systems)"
+
+
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 digest is stored; the secret is shown once."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=16, choices=TokenScope.choices, default=TokenScope.FULL)
     key_prefix = models.CharField(max_length=16, help_text="First characters, to recognise the token.")
     digest = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -140,7 +140,7 @@ def token_digest(raw: str) -> str:
 
 
 def token_create(
-    *, user: Any, name: str, expires_in_days: int | None, ip: str | None = None
+    *, user: Any, name: str, expires_in_days: int | None, ip: str | None = None, scope: str = "full"
 ) -> tuple[ApiToken, str]:
     """Create a token; returns it with the raw secret, which is never stored."""
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -148,11 +148,11 @@ def token_create(
     with transaction.atomic():
         token = ApiToken.objects.create(
             user=user, name=name, key_prefix=raw[: len(TOKEN_PREFIX) + 6],
-            digest=token_digest(raw), expires_at=expires_at,
+            digest=token_digest(raw), expires_at=expires_at, scope=scope,
         )
         audit_record(
             actor=user, action="token.created", target=token, ip=ip,
-            payload={"name": name, "expires_at": expires_at},
+            payload={"name": name, "expires_at": expires_at, "scope": scope},
         )
     return token, raw
 
@@ -176,10 +176,12 @@ def token_touch(*, token: ApiToken) -> None:
 
 
 def token_issue_for_credentials(
-    *, request: HttpRequest, username: str, password: str, name: str, expires_in_days: int | None
+    *, request: HttpRequest, username: str, password: str, name: str, expires_in_days: int | None,
+    scope: str = "full",
 ) -> tuple[ApiToken, str] | None:
     """Password → token; None when the credentials are wrong or the account locked."""
     user = authenticate(request=request, username=username, password=password)
     if user is None:
         return None
-    return token_create(user=user, name=name, expires_in_days=expires_in_days, ip=request.META.get("REMOTE_ADDR"))
+    return token_create(user=user, name=name, expires_in_days=expires_in_days, ip=request.META.get("REMOTE_ADDR"),
+                        scope=scope)

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import selectors, services
+from accounts.models import TokenScope
 from opsportal.api import error_response
 from opsportal.roles import Role, role_required
 from opsportal.views import client_ip
@@ -48,7 +49,10 @@ def logout_view(request: HttpRequest) -> HttpResponseRedirect:
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Where it is used, e.g. “laptop notebook” or “CRM sync”.")
-    expires_in_days = forms.TypedChoiceField(choices=EXPIRY_CHOICES, coerce=int, initial=90, label="Expires after")
+    expires_in_days = forms.TypedChoiceField(choices=EXPIRY_CHOICES, coerce=int, initial=90, label="Expires after",
+                                              widget=forms.Select(attrs={"class": "form-select"}))
+    scope = forms.ChoiceField(choices=TokenScope.choices, initial=TokenScope.FULL, label="Can do",
+                              widget=forms.Select(attrs={"class": "form-select"}))
 
 
 @require_http_methods(["GET", "POST"])
@@ -61,6 +65,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
         token, raw = services.token_create(
             user=request.user, name=form.cleaned_data["name"],
             expires_in_days=form.cleaned_data["expires_in_days"] or None, ip=client_ip(request),
+            scope=form.cleaned_data["scope"],
         )
         created = {"token": token, "secret": raw}
         form = TokenForm()

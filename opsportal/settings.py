@@ -290,6 +290,7 @@ REST_FRAMEWORK = {
         "anon": env_str("API_THROTTLE_ANON", "60/min"),
         "user": env_str("API_THROTTLE_USER", "6000/min"),
         "auth": env_str("API_THROTTLE_AUTH", "20/min"),
+        "predict": env_str("API_THROTTLE_PREDICT", "60000/min"),
     },
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "opsportal.schema.AutoSchema",

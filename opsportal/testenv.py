@@ -20,6 +20,7 @@ os.environ.setdefault("PREDICTION_LOG_BACKGROUND", "false")
 os.environ.setdefault("API_THROTTLE_USER", "100000/min")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/min")
 os.environ.setdefault("API_THROTTLE_AUTH", "100000/min")
+os.environ.setdefault("API_THROTTLE_PREDICT", "100000/min")
 
 
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:

@@ -20,6 +20,7 @@ from registry.models import AliasName
 from scoring import batch, services
 from scoring import selectors as scoring_selectors
 from scoring.models import ChallengerMode, ScoringConfig, ScoringJob
+from scoring.throttling import PredictRateThrottle
 
 Scorers = role_permission(Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER)
 
@@ -53,6 +54,8 @@ class PredictApi(APIView):
     """Score rows with the champion (or `?alias=challenger`)."""
 
     permission_classes = [Scorers]
+    throttle_classes = [PredictRateThrottle]
+    allows_predict_scope = True
 
     @extend_schema(request=PredictInput, responses=PredictOutput, parameters=[
         OpenApiParameter("alias", str, enum=AliasName.values, required=False),
@@ -69,6 +72,8 @@ class VersionPredictApi(APIView):
     """Score rows with one version."""
 
     permission_classes = [Scorers]
+    throttle_classes = [PredictRateThrottle]
+    allows_predict_scope = True
 
     @extend_schema(request=PredictInput, responses=PredictOutput, parameters=[
         OpenApiParameter("explain", bool, required=False, description="Per-row contributions of each input.")])

@@ -180,6 +180,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "job": job,
         "progress": _progress(job),
         "chunks": job.chunks.all(),
+        "error_limit": f"{job.max_error_rate * 100:g}",
         "result_url": reverse("api-scoring-job-result", args=[job.pk]),
     }
     return render(request, "scoring/job_detail.html", context)

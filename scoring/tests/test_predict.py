@@ -164,3 +164,28 @@ def test_it_says_when_a_model_cannot_be_explained_exactly(register, validate, cl
                            {"rows": ROWS[NUMERIC].to_dict("records")}, format="json")
     assert response.status_code == 422
     assert "linear models" in response.json()["error"]["message"]
+
+
+def test_a_predict_only_token_scores_but_can_do_nothing_else(ready_version, data_scientist):
+    from rest_framework.test import APIClient
+
+    from accounts.services import token_create
+
+    _, raw = token_create(user=data_scientist, name="crm", expires_in_days=30, scope="predict")
+    crm = APIClient()
+    crm.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert predict(crm, "/api/v1/models/churn/versions/1/predict").status_code == 200
+    for url in ("/api/v1/models/", "/api/v1/models/churn/", "/api/v1/tokens/", "/api/v1/me/"):
+        response = crm.get(url)
+        assert response.status_code == 403, url
+        assert "prediction endpoints" in response.json()["error"]["message"]
+
+
+def test_it_throttles_each_token_separately(ready_version, api_client_for, data_scientist, monkeypatch):
+    from scoring.throttling import PredictRateThrottle
+
+    monkeypatch.setattr(PredictRateThrottle, "THROTTLE_RATES", {"predict": "2/min"})
+    first, second = api_client_for(data_scientist), api_client_for(data_scientist)
+    url = "/api/v1/models/churn/versions/1/predict"
+    assert [predict(first, url).status_code for _ in range(3)] == [200, 200, 429]
+    assert predict(second, url).status_code == 200
