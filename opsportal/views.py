@@ -29,6 +29,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     items = [("home", "Home", "house")]
     if has_role(user, Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER):
         items.append(("registry:list", "Models", "box-seam"))
+        items.append(("scoring:jobs", "Scoring", "lightning"))
     if has_role(user, Role.APPROVER):
         items.append(("accounts:audit", "Audit trail", "journal-check"))
     if has_role(user, Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER):

@@ -8,8 +8,10 @@ is bounded by the summed artifact size and evicts least recently used versions.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from registry import artifacts, selectors
 from registry.models import Engine, ModelVersion
 from registry.sandbox import OnnxPredictor, SklearnPredictor
 
+logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _loaded: OrderedDict[tuple[int, str], tuple[Any, int]] = OrderedDict()
 
@@ -65,3 +68,51 @@ def clear() -> None:
 def cached_versions() -> list[int]:
     with _lock:
         return [pk for pk, _ in _loaded]
+
+
+# --- warming: a promoted champion is loaded before its first request -----------------------------
+
+WARM_EVERY_SECONDS = 5.0
+_warmer: threading.Thread | None = None
+
+
+def warm_champions() -> list[int]:
+    """Load every champion and challenger not yet in this process's cache; returns the version ids loaded."""
+    from registry.models import ModelAlias, VersionStatus
+
+    loaded = []
+    aliases = ModelAlias.objects.select_related("version").filter(version__status=VersionStatus.READY)
+    for alias in aliases.order_by("name"):  # champions first
+        key = (alias.version.pk, alias.version.artifact_sha256)
+        with _lock:
+            known = key in _loaded
+        if not known:
+            try:
+                predictor_for(alias.version)
+                loaded.append(alias.version.pk)
+            except Exception:  # a broken artifact is reported on the request that needs it
+                logger.exception("Could not warm version %s", alias.version.pk)
+    return loaded
+
+
+def _warm_forever() -> None:
+    from django.db import close_old_connections
+
+    while True:
+        time.sleep(WARM_EVERY_SECONDS)
+        close_old_connections()
+        try:
+            warm_champions()
+        except Exception:  # the database may be restarting: try again next round
+            logger.warning("Model cache warming skipped this round", exc_info=True)
+
+
+def ensure_warmer() -> None:
+    """Start this process's warming thread (once, on its first prediction)."""
+    global _warmer
+    if _warmer is not None and _warmer.is_alive():
+        return
+    with _lock:
+        if _warmer is None or not _warmer.is_alive():
+            _warmer = threading.Thread(target=_warm_forever, name="model-cache-warmer", daemon=True)
+            _warmer.start()

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
@@ -123,6 +124,8 @@ def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, numb
     canary share (challenger), and a shadow copy scored off the response path.
     """
     started = time.perf_counter()
+    if settings.PREDICTION_LOG_BACKGROUND:
+        cache.ensure_warmer()
     explicit = alias is not None or number is not None
     version = resolve_version(model, alias=alias, number=number)
     config, challenger = (None, None) if explicit else _challenger(model)

@@ -189,3 +189,11 @@ def test_it_throttles_each_token_separately(ready_version, api_client_for, data_
     url = "/api/v1/models/churn/versions/1/predict"
     assert [predict(first, url).status_code for _ in range(3)] == [200, 200, 429]
     assert predict(second, url).status_code == 200
+
+
+def test_a_new_champion_is_loaded_before_its_first_request(ready_version, data_scientist, approver):
+    ApprovalPolicy.objects.filter(model=None).update(gates={})
+    promote(ready_version, data_scientist, approver)
+    assert cache.cached_versions() == []
+    assert cache.warm_champions() == [ready_version.pk]
+    assert cache.cached_versions() == [ready_version.pk]
