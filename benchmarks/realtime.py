@@ -57,7 +57,7 @@ NOISY_CORES = 0.15  # other processes' CPU (cores) during a phase above which it
 PHASE_ATTEMPTS = 2  # a noisy phase runs at most this many times; the quietest attempt is kept
 # Isolation: the throwaway portal never reads the developer's database, broker, cache or storage.
 PORTAL_ENV_SCRUB = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "ARTIFACT_STORAGE", "MEDIA_ROOT", "STATIC_ROOT",
-                    "SECRET_KEY", "HTTPS", "ALLOWED_HOSTS", "LOG_LEVEL", "PREDICTION_LOG_BACKGROUND",
+                    "SECRET_KEY", "HTTPS", "ALLOWED_HOSTS", "LOG_LEVEL", "SCORING_BACKGROUND_THREADS",
                     "SCORING_CACHE_MAX_MB", "API_THROTTLE_USER", "DJANGO_SETTINGS_MODULE")
 # DRF's per-user throttle defaults to 6000/min (100 req/s per web process): a load test would measure
 # 429s. The throttle still runs on every request (cache read and write); its limit is only out of reach.

@@ -227,8 +227,9 @@ WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 SCORING_CACHE_MAX_MB = env_int("SCORING_CACHE_MAX_MB", 512, minimum=1)
 # Share of real-time requests whose rows are written to the prediction log (1 = all).
 PREDICTION_LOG_SAMPLE_RATE = env_float("PREDICTION_LOG_SAMPLE_RATE", 1.0, minimum=0.0, maximum=1.0)
-# Log writes happen on a background thread per web process, in batches, off the response path.
-PREDICTION_LOG_BACKGROUND = env_bool("PREDICTION_LOG_BACKGROUND", True)
+# Each web process writes the prediction log and warms its model cache on background threads
+# (tests turn them off and flush the log themselves).
+SCORING_BACKGROUND_THREADS = env_bool("SCORING_BACKGROUND_THREADS", True)
 
 # --- security ------------------------------------------------------------------
 HTTPS = env_bool("HTTPS", False)

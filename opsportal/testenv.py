@@ -16,7 +16,7 @@ _OWN_DIR = "OPSPORTAL_VAR_DIR" not in os.environ
 if _OWN_DIR:
     os.environ["OPSPORTAL_VAR_DIR"] = str(Path(__file__).resolve().parent.parent / "var" / "test" / str(os.getpid()))
 os.environ.setdefault("STATIC_MANIFEST", "false")
-os.environ.setdefault("PREDICTION_LOG_BACKGROUND", "false")
+os.environ.setdefault("SCORING_BACKGROUND_THREADS", "false")
 os.environ.setdefault("API_THROTTLE_USER", "100000/min")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/min")
 os.environ.setdefault("API_THROTTLE_AUTH", "100000/min")

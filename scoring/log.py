@@ -44,7 +44,7 @@ def record(rows: list[PredictionLog]) -> None:
             _queue.put_nowait(row)
         except queue.Full:
             stats["dropped"] += 1
-    if settings.PREDICTION_LOG_BACKGROUND:
+    if settings.SCORING_BACKGROUND_THREADS:
         _ensure_thread()
 
 

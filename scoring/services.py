@@ -124,7 +124,7 @@ def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, numb
     canary share (challenger), and a shadow copy scored off the response path.
     """
     started = time.perf_counter()
-    if settings.PREDICTION_LOG_BACKGROUND:
+    if settings.SCORING_BACKGROUND_THREADS:
         cache.ensure_warmer()
     explicit = alias is not None or number is not None
     version = resolve_version(model, alias=alias, number=number)

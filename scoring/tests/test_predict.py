@@ -134,7 +134,7 @@ def test_the_background_writer_stores_rows_by_itself(ready_version, client, sett
     from conftest import wait_for
     from scoring.models import PredictionLog
 
-    settings.PREDICTION_LOG_BACKGROUND = True
+    settings.SCORING_BACKGROUND_THREADS = True
     assert predict(client, "/api/v1/models/churn/versions/1/predict").status_code == 200
     assert wait_for(lambda: PredictionLog.objects.count() == 5, timeout=10)
 
