@@ -504,28 +504,21 @@ class PromotionApproveApi(APIView):
     """Approve. When the policy's approvals are complete and every gate passes, the version is promoted."""
 
     permission_classes = [Readers]
+    decision = Decision.APPROVE
 
     @extend_schema(request=DecisionInput, responses=PromotionOutput)
     def post(self, request: Request, pk: int) -> Response:
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         decided = promotions.promotion_decide(request=selectors.promotion_for(request.user, pk), user=request.user,
-                                              decision=Decision.APPROVE, ip=_ip(request), **data.validated_data)
+                                              decision=self.decision, ip=_ip(request), **data.validated_data)
         return Response(PromotionOutput(decided).data)
 
 
-class PromotionRejectApi(APIView):
+class PromotionRejectApi(PromotionApproveApi):
     """Reject, with a reason (required)."""
 
-    permission_classes = [Readers]
-
-    @extend_schema(request=DecisionInput, responses=PromotionOutput)
-    def post(self, request: Request, pk: int) -> Response:
-        data = DecisionInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        decided = promotions.promotion_decide(request=selectors.promotion_for(request.user, pk), user=request.user,
-                                              decision=Decision.REJECT, ip=_ip(request), **data.validated_data)
-        return Response(PromotionOutput(decided).data)
+    decision = Decision.REJECT
 
 
 class PromotionWithdrawApi(APIView):
