@@ -175,19 +175,32 @@ def absolute_url(url: str) -> str:
     return settings.SITE_URL + (url or "/")
 
 
-def _email_messages(users: list[Any], title: str, body: str, url: str) -> list[mail.EmailMessage]:
-    subject = "[OpsPortal] " + " ".join(title.split())  # no newlines: they are header injection
-    text = "\n\n".join(part for part in (title, body, f"Open in OpsPortal: {absolute_url(url)}") if part) + "\n"
-    return [mail.EmailMessage(subject, text, to=[user.email]) for user in users if user.email]
+def _email_message(notification: Notification) -> mail.EmailMessage:
+    subject = "[OpsPortal] " + " ".join(notification.title.split())  # no newlines: they are header injection
+    parts = (notification.title, notification.body, f"Open in OpsPortal: {absolute_url(notification.url)}")
+    text = "\n\n".join(part for part in parts if part) + "\n"
+    return mail.EmailMessage(subject, text, to=[notification.user.email])
 
 
-def _send_emails(messages: list[mail.EmailMessage], event: str) -> None:
-    # Runs after commit: the change is saved, so an SMTP problem is logged, never raised.
+def notification_emails_send(*, notification_ids: list[int]) -> int:
+    """Worker: email these notifications to their recipients; SMTP trouble is logged, never raised."""
+    notifications = Notification.objects.filter(pk__in=notification_ids).select_related("user").exclude(user__email="")
+    messages = [_email_message(n) for n in notifications]
+    if not messages:
+        return 0
     try:
         with mail.get_connection() as connection:
             connection.send_messages(messages)
-    except Exception:
-        logger.exception("Could not send %d notification email(s) for %s", len(messages), event)
+    except Exception:  # the change is saved; the inbox still has it
+        logger.exception("Could not send %d notification email(s) for %s", len(messages), notifications[0].event)
+        return 0
+    return len(messages)
+
+
+def _queue_emails(notification_ids: list[int]) -> None:
+    from accounts.tasks import send_notification_emails_task
+
+    send_notification_emails_task.delay(notification_ids)
 
 
 def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
@@ -221,7 +234,7 @@ def notify(
     """Tell people and systems about `event`, once the surrounding transaction commits.
 
     Steps: one inbox row per distinct active recipient; one email each (with an
-    address) after commit; one pending delivery per active webhook subscribed to
+    address), sent by a worker after commit; one pending delivery per active webhook subscribed to
     `event`, each enqueued after commit. Webhook `data` is `payload`, or the
     title, body and absolute link when no payload is given.
     """
@@ -230,13 +243,14 @@ def notify(
     users = _unique_active(recipients)
     data = _json_safe(payload if payload is not None else {"title": title, "body": body, "url": absolute_url(url)})
     with transaction.atomic():
-        Notification.objects.bulk_create(
+        created = Notification.objects.bulk_create(
             [Notification(user=u, event=event, title=title[:200], body=body, url=url) for u in users]
         )
         _create_deliveries(event, data)
-        messages = _email_messages(users, title, body, url) if email else []
-        if messages:
-            transaction.on_commit(lambda: _send_emails(messages, event))
+        emailed = [n.pk for n in created if n.user.email] if email else []
+        if emailed:
+            # Sending mail is slow I/O: a worker does it, after the change is saved.
+            transaction.on_commit(lambda: _queue_emails(emailed))
 
 
 # --- webhooks: management -------------------------------------------------------------

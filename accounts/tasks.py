@@ -41,3 +41,8 @@ def webhook_requeue_stale() -> None:
     requeued = notifications.webhook_requeue_stale()
     if requeued:
         logger.warning("Re-enqueued %d webhook deliveries whose retry was overdue", requeued)
+
+
+@shared_task(name="accounts.tasks.send_notification_emails")
+def send_notification_emails_task(notification_ids: list[int]) -> None:
+    notifications.notification_emails_send(notification_ids=notification_ids)

@@ -461,7 +461,7 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
     columns = ["server", f"req/s @{c}", "spread", f"p50 ms @{c}", f"p99 ms @{c}", "p50 ms @1", "p95 ms @1",
                "p99 ms @1", "req/s @1", "errors", "CPU ms/req"]
     tables = [Table(f"Real-time scoring, 1 row per request, {MODE_LABELS[mode]} ({WORKERS} worker processes each, "
-                    f"{plan.loadgen}, {plan.rounds} interleaved rounds)", columns,
+                    f"{plan.loadgen}, {plan.rounds} interleaved round{'s' if plan.rounds > 1 else ''})", columns,
                     [row("OpsPortal", ops[mode]), row("MLflow", mlf[mode])]) for mode, _ in MODES]
     everything = [m[mode][phase] for m in (ops, mlf) for mode, _ in MODES for phase in PHASES]
     noise = max(x["other_cores"] for x in everything)
@@ -470,7 +470,7 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
     retried = sum(x["attempts"] - x["rounds"] for x in everything)
     notes = [
         f"@{c}: {c} concurrent connections, {plan.throughput_s:.0f}s per round; @1: one client, sequential "
-        f"requests, {plan.single_s:.0f}s per round; {plan.rounds} rounds alternating the servers, after a "
+        f"requests, {plan.single_s:.0f}s per round; {plan.rounds} round(s) alternating the servers, after a "
         f"{plan.warmup_s:.0f}s warm-up each. Rates pool all rounds; latency percentiles are the median of the rounds'.",
         f"spread: (max - min) / mean of req/s @{c} over the rounds. errors: non-200, 200 without a prediction, "
         "socket errors (both phases). Throughput counts good responses only.",

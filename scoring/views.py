@@ -59,20 +59,25 @@ def _rate(rows_per_second: float) -> str:
     return f"{rows_per_second:,.0f}" if rows_per_second >= 10 else f"{rows_per_second:.1f}"
 
 
-def _eta(seconds: int | None) -> str | None:
-    """Seconds left → "about 3 minutes", "about 1 hour, 5 minutes"."""
+def _duration(seconds: float | None) -> str | None:
+    """Seconds → "under a second", "12 seconds", "3 minutes", "1 hour, 5 minutes"."""
     if seconds is None:
         return None
+    if seconds < 1:
+        return "under a second"
     if seconds < 60:
-        return "less than a minute"
+        return f"{seconds:.0f} second{'' if round(seconds) == 1 else 's'}"
     now = timezone.now()
-    return "about " + timesince(now - timedelta(seconds=seconds), now, depth=2)
+    return timesince(now - timedelta(seconds=seconds), now, depth=2)
 
 
 def _progress(job: ScoringJob) -> dict[str, Any]:
     progress = selectors.job_progress(job)
+    took = (job.finished_at - job.started_at).total_seconds() if job.started_at and job.finished_at else None
+    eta = progress["eta_seconds"]
     return {**progress, "processed": job.rows_done + job.rows_failed, "rate": _rate(progress["rows_per_second"]),
-            "eta": _eta(progress["eta_seconds"])}
+            "eta": None if eta is None else ("less than a minute" if eta < 60 else f"about {_duration(eta)}"),
+            "took": _duration(took)}
 
 
 def _job_url_template() -> str:

@@ -10,6 +10,7 @@ from django.db import transaction
 from accounts.models import AuditEvent, Notification
 from accounts.notifications import (
     MSG_IDS_OR_ALL,
+    notification_emails_send,
     notification_mark_read,
     notify,
     unread_count,
@@ -47,11 +48,18 @@ def test_it_skips_inactive_recipients(data_scientist, approver):
     assert list(Notification.objects.values_list("user__username", flat=True)) == ["dana"]
 
 
-def test_it_emails_each_recipient_after_commit(
+def emails_sent_by_worker() -> int:
+    """What the email task does with the notifications queued for it."""
+    return notification_emails_send(notification_ids=list(Notification.objects.values_list("pk", flat=True)))
+
+
+def test_it_emails_each_recipient_from_a_worker_after_commit(
     with_email, data_scientist, approver, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
         tell(data_scientist, approver)
+    assert len(queued) == 1 and mail.outbox == []  # the request only enqueues
+    assert emails_sent_by_worker() == 2
     assert sorted(m.to[0] for m in mail.outbox) == ["april@example.com", "dana@example.com"]
     assert mail.outbox[0].subject == "[OpsPortal] churn v3 → production"
     assert "Please review." in mail.outbox[0].body
@@ -76,15 +84,16 @@ def test_it_sends_nothing_when_the_transaction_rolls_back(
 
 
 def test_it_skips_email_for_users_without_an_address(data_scientist, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
         tell(data_scientist)
-    assert mail.outbox == [] and Notification.objects.count() == 1
+    assert queued == [] and Notification.objects.count() == 1
+    assert emails_sent_by_worker() == 0
 
 
 def test_it_sends_no_email_when_asked_not_to(with_email, data_scientist, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
         tell(data_scientist, email=False)
-    assert mail.outbox == []
+    assert queued == []
 
 
 def test_it_never_breaks_the_caller_when_email_fails(
@@ -94,8 +103,9 @@ def test_it_never_breaks_the_caller_when_email_fails(
         raise SMTPException("relay down")
 
     monkeypatch.setattr("django.core.mail.backends.locmem.EmailBackend.send_messages", refuse)
-    with caplog.at_level(logging.ERROR), django_capture_on_commit_callbacks(execute=True):
-        tell(data_scientist)
+    tell(data_scientist)
+    with caplog.at_level(logging.ERROR):
+        assert emails_sent_by_worker() == 0
     assert Notification.objects.count() == 1
     assert "Could not send 1 notification email(s) for promotion.opened" in caplog.text
 

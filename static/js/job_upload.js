@@ -61,7 +61,7 @@
     if (info.aliases.challenger) parts.push("challenger v" + info.aliases.challenger);
     parts.push("ready: " + info.ready.map(function (n) { return "v" + n; }).join(", "));
     if (!info.aliases.champion) parts.push("no champion yet: choose a specific version");
-    hint.textContent = parts.join(" · ");
+    hint.textContent = "Versions: " + parts.join(" · ");
   }
 
   function toggleNumber() {
@@ -79,7 +79,12 @@
   function bind() {
     field("model").addEventListener("change", describeModel);
     field("version").addEventListener("change", toggleNumber);
-    fileInput().addEventListener("change", describeFile);
+    fileInput().addEventListener("change", function () {
+      // a new file: the error about the previous one no longer applies
+      fileInput().classList.remove("is-invalid");
+      form.querySelectorAll("[data-testid=file-error]").forEach(function (node) { node.remove(); });
+      describeFile();
+    });
     var dropzone = document.getElementById("dropzone");
     ["dragenter", "dragover"].forEach(function (name) {
       dropzone.addEventListener(name, function (event) {
@@ -94,7 +99,7 @@
       event.preventDefault();
       if (event.dataTransfer && event.dataTransfer.files.length) {
         fileInput().files = event.dataTransfer.files;
-        describeFile();
+        fileInput().dispatchEvent(new Event("change"));
       }
     });
     describeModel();
