@@ -51,7 +51,7 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Where it is used, e.g. “laptop notebook” or “CRM sync”.")
     expires_in_days = forms.TypedChoiceField(choices=EXPIRY_CHOICES, coerce=int, initial=90, label="Expires after",
                                               widget=forms.Select(attrs={"class": "form-select"}))
-    scope = forms.ChoiceField(choices=TokenScope.choices, initial=TokenScope.FULL, label="Can do",
+    scope = forms.ChoiceField(choices=TokenScope.choices, initial=TokenScope.FULL, label="Can do", required=False,
                               widget=forms.Select(attrs={"class": "form-select"}))
 
 
@@ -65,7 +65,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
         token, raw = services.token_create(
             user=request.user, name=form.cleaned_data["name"],
             expires_in_days=form.cleaned_data["expires_in_days"] or None, ip=client_ip(request),
-            scope=form.cleaned_data["scope"],
+            scope=form.cleaned_data["scope"] or TokenScope.FULL,
         )
         created = {"token": token, "secret": raw}
         form = TokenForm()

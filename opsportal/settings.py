@@ -225,6 +225,8 @@ WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 # --- scoring --------------------------------------------------------------------------
 # Loaded models kept per web process, bounded by their summed artifact size (MB).
 SCORING_CACHE_MAX_MB = env_int("SCORING_CACHE_MAX_MB", 512, minimum=1)
+# Batch scoring: a chunk still "running" after this long is re-queued (its worker died).
+SCORING_CHUNK_STALE_SECONDS = env_int("SCORING_CHUNK_STALE_SECONDS", 300, minimum=5)
 # Share of real-time requests whose rows are written to the prediction log (1 = all).
 PREDICTION_LOG_SAMPLE_RATE = env_float("PREDICTION_LOG_SAMPLE_RATE", 1.0, minimum=0.0, maximum=1.0)
 # Each web process writes the prediction log and warms its model cache on background threads

@@ -159,7 +159,7 @@ def check_artifact(path: Path, declared: str, *, allow_pickle: bool) -> str:
     return detected
 
 
-# --- reference data ------------------------------------------------------------------------
+# --- datasets (reference, holdout, batch input) -------------------------------------------
 
 
 def _csv_columns(path: Path) -> list[str]:
@@ -168,7 +168,7 @@ def _csv_columns(path: Path) -> list[str]:
     try:
         text = sample.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ArtifactRejected("bad_dataset", "The reference data is neither Parquet nor UTF-8 CSV.") from None
+        raise ArtifactRejected("bad_dataset", "The data file is neither Parquet nor UTF-8 CSV.") from None
     first_line = text.splitlines()[0] if text else ""
     header = next(csv.reader(io.StringIO(first_line)), [])
     return [name.strip() for name in header]
@@ -177,7 +177,7 @@ def _csv_columns(path: Path) -> list[str]:
 def check_dataset(path: Path, *, target_column: str = "") -> DatasetInfo:
     """Format and columns of an uploaded CSV or Parquet file, checked before it is stored."""
     if path.stat().st_size == 0:
-        raise ArtifactRejected("bad_dataset", "The reference data file is empty.")
+        raise ArtifactRejected("bad_dataset", "The data file is empty.")
     if _head(path, 4) == b"PAR1":
         import pyarrow.parquet as pq
 
@@ -193,11 +193,11 @@ def check_dataset(path: Path, *, target_column: str = "") -> DatasetInfo:
 
 def _check_columns(columns: list[str], target_column: str) -> None:
     if not columns or any(not c for c in columns):
-        raise ArtifactRejected("bad_dataset", "The reference data needs a header row with a name for every column.")
+        raise ArtifactRejected("bad_dataset", "The data file needs a header row with a name for every column.")
     if len(columns) > settings.DATASET_MAX_COLUMNS:
         raise ArtifactRejected(
             "bad_dataset",
-            f"The reference data has {len(columns)} columns; at most {settings.DATASET_MAX_COLUMNS} are accepted.",
+            f"The data file has {len(columns)} columns; at most {settings.DATASET_MAX_COLUMNS} are accepted.",
         )
     duplicates = sorted({c for c in columns if columns.count(c) > 1})
     if duplicates:
@@ -205,7 +205,7 @@ def _check_columns(columns: list[str], target_column: str) -> None:
     if target_column and target_column not in columns:
         raise ArtifactRejected(
             "bad_dataset",
-            f"The target column {target_column!r} is not in the reference data.",
+            f"The target column {target_column!r} is not in the data file.",
             details={"columns": columns[:50]},
         )
 

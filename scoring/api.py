@@ -19,7 +19,7 @@ from registry import selectors
 from registry.models import AliasName
 from scoring import batch, services
 from scoring import selectors as scoring_selectors
-from scoring.models import ChallengerMode, ScoringConfig, ScoringJob
+from scoring.models import ChallengerMode, ScoringJob
 from scoring.throttling import PredictRateThrottle
 
 Scorers = role_permission(Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER)
@@ -94,8 +94,7 @@ class ScoringConfigApi(APIView):
     @extend_schema(responses=Body)
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_for(request.user, name)
-        config = ScoringConfig.objects.filter(model=model).first() or ScoringConfig(model=model)
-        return Response(self.Body(config).data)
+        return Response(self.Body(scoring_selectors.scoring_config_for(model)).data)
 
     @extend_schema(request=Body, responses=Body)
     def put(self, request: Request, name: str) -> Response:

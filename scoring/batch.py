@@ -147,8 +147,14 @@ def _claim(chunk_id: int) -> ScoringChunk | None:
 
 
 def _count_failed_chunk(chunk_id: int) -> None:
+    """The rows of a chunk given up on are failed rows, listed in the errors file with the reason."""
     chunk = ScoringChunk.objects.get(pk=chunk_id)
-    ScoringJob.objects.filter(pk=chunk.job_id).update(rows_failed=F("rows_failed") + (chunk.end_row - chunk.start_row))
+    with transaction.atomic():
+        ScoringResult.objects.bulk_create(
+            [ScoringResult(job_id=chunk.job_id, row_number=row, error=chunk.error)
+             for row in range(chunk.start_row, chunk.end_row)], batch_size=2000, ignore_conflicts=True)
+        ScoringJob.objects.filter(pk=chunk.job_id).update(
+            rows_failed=F("rows_failed") + (chunk.end_row - chunk.start_row))
     _finish_if_done(chunk.job_id)
 
 
@@ -251,7 +257,8 @@ def _finish_if_done(job_id: int) -> None:
     status = JobStatus.SUCCEEDED if job.rows_failed == 0 else (
         JobStatus.FAILED if rate > job.max_error_rate else JobStatus.PARTIAL)
     reason = "" if status == JobStatus.SUCCEEDED else (
-        f"{job.rows_failed} of {total} rows could not be scored ({rate:.1%}; the limit is {job.max_error_rate:.0%}).")
+        f"{job.rows_failed:,} of {total:,} rows could not be scored "
+        f"({rate:.1%}; the limit is {job.max_error_rate:.1%}).")
     with transaction.atomic():
         if ScoringJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
             status=status, status_reason=reason, finished_at=timezone.now()

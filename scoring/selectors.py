@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from scoring.models import ScoringJob
+from scoring.models import ScoringConfig, ScoringJob
 
 
 def jobs_visible_to(user: Any) -> QuerySet[ScoringJob]:
@@ -35,3 +35,9 @@ def job_progress(job: ScoringJob) -> dict[str, Any]:
     return {"total_rows": total, "rows_done": job.rows_done, "rows_failed": job.rows_failed,
             "percent": round(100 * processed / total, 1) if total else (100.0 if job.is_finished else 0.0),
             "rows_per_second": round(rate, 1), "eta_seconds": round(remaining) if remaining is not None else None}
+
+
+def scoring_config_for(model: Any) -> ScoringConfig:
+    """The model's stored traffic config, or the default (challenger off), unsaved."""
+    found = ScoringConfig.objects.filter(model=model).select_related("updated_by").first()
+    return found or ScoringConfig(model=model)

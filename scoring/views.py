@@ -29,7 +29,7 @@ from registry import selectors as registry_selectors
 from registry.models import AliasName, ModelVersion, RegisteredModel, VersionStatus
 from scoring import batch, selectors, services
 from scoring.forms import SPECIFIC, JobCreateForm, TrafficForm
-from scoring.models import ChallengerMode, ScoringConfig, ScoringJob
+from scoring.models import ChallengerMode, ScoringJob
 
 READERS = (Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER)
 PAGE_SIZE = 25
@@ -218,12 +218,6 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponseRedirect:
 # --- real-time traffic ----------------------------------------------------------------------
 
 
-def _scoring_config(model: RegisteredModel) -> ScoringConfig:
-    """The stored config, or the default (off) one, unsaved."""
-    found = ScoringConfig.objects.filter(model=model).select_related("updated_by").first()
-    return found or ScoringConfig(model=model)
-
-
 def _aliases(model: RegisteredModel) -> dict[str, ModelVersion]:
     return {a.name: a.version for a in model.aliases.select_related("version")}
 
@@ -235,7 +229,7 @@ def traffic(request: HttpRequest, name: str) -> HttpResponse:
     can_route = has_role(request.user, Role.APPROVER)
     if request.method == "POST" and not can_route:
         raise PermissionDenied
-    config = _scoring_config(model)
+    config = selectors.scoring_config_for(model)
     initial = {"challenger_mode": config.challenger_mode, "canary_percent": config.canary_percent or None}
     form = TrafficForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():

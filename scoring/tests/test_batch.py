@@ -84,6 +84,8 @@ def test_a_chunk_that_always_crashes_fails_after_its_attempts(ready_version, dat
     job.refresh_from_db()
     assert doomed.status == "failed" and doomed.attempts == batch.CHUNK_MAX_ATTEMPTS
     assert (job.status, job.rows_done, job.rows_failed) == ("failed", 100, 500)
+    errors = read_csv(job, errors_only=True)
+    assert len(errors) == 500 and "crashed its worker 3 times" in errors[0]["error"]
 
 
 def test_it_writes_formula_like_text_safely_and_numbers_as_numbers(ready_version, data_scientist):
