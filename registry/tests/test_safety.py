@@ -64,6 +64,13 @@ def test_it_refuses_a_pickle_renamed_to_skops_from_its_bytes(owner_client):
     assert stored_files() == before
 
 
+def test_it_refuses_a_text_file_named_skops(owner_client):
+    response = post_version(owner_client, b"this is not a model\n", name="model.skops")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unsupported_format"
+    assert not ModelVersion.objects.exists()
+
+
 def test_it_refuses_a_hostile_pickle_without_running_it(owner_client, tmp_path):
     marker = tmp_path / "pwned"
     payload = pickle.dumps(ExecOnLoad(f"open({str(marker)!r}, 'w').write('x')"))

@@ -33,15 +33,21 @@ def test_it_keeps_an_onnx_twin_only_when_it_matches(ready_version):
     assert "matches scikit-learn" in ready_version.engine_reason
 
 
-def test_it_falls_back_to_scikit_learn_when_onnx_cannot_convert(register, validate):
+def test_it_serves_a_pipeline_onnx_cannot_convert_with_scikit_learn(register, validate, admin_user,
+                                                                     api_client_for, data_scientist):
     frame = churn_frame()
-    numeric = frame[NUMERIC]
-    model = HistGradientBoostingClassifier(max_iter=5).fit(numeric, frame["Churn"])
-    reference = numeric.assign(Churn=frame["Churn"])
-    version = validate(register(model, reference=reference))
-    # HistGradientBoosting needs an admin-trusted tree type first
-    assert version.status == "failed"
-    assert version.untrusted_types == ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+    model = HistGradientBoostingClassifier(max_iter=5, random_state=0).fit(frame[NUMERIC], frame["Churn"])
+    services.trusted_type_add(admin=admin_user, reason="reviewed",
+                              name="sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor")
+    version = validate(register(model, reference=frame[[*NUMERIC, "Churn"]]))
+    assert version.status == "ready", version.status_reason
+    assert version.engine == "sklearn" and not version.onnx_key
+    assert version.engine_reason.startswith("No ONNX twin")
+    rows = frame[NUMERIC].head(5)
+    response = api_client_for(data_scientist).post(
+        f"/api/v1/models/churn/versions/{version.number}/predict", {"rows": rows.to_dict("records")}, format="json")
+    got = [p["Yes"] for p in response.json()["probabilities"]]
+    assert np.allclose(got, model.predict_proba(rows)[:, 1])
 
 
 def test_it_audits_the_outcome(ready_version):
