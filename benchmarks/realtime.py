@@ -55,6 +55,7 @@ TARGET_RATIO = 10.0  # the issue's targets
 TARGET_MEDIAN_MS = 5.0
 NOISY_CORES = 0.15  # other processes' CPU (cores) during a phase above which it is measured again
 PHASE_ATTEMPTS = 2  # a noisy phase runs at most this many times; the quietest attempt is kept
+RETRY_BUDGET = 4  # repeated phases per run at most: on a machine that stays busy, retrying only costs time
 # Isolation: the throwaway portal never reads the developer's database, broker, cache or storage.
 PORTAL_ENV_SCRUB = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "ARTIFACT_STORAGE", "MEDIA_ROOT", "STATIC_ROOT",
                     "SECRET_KEY", "HTTPS", "ALLOWED_HOSTS", "LOG_LEVEL", "SCORING_BACKGROUND_THREADS",
@@ -274,6 +275,9 @@ class Contender:
     extract: Any
 
 
+_retries = {"left": RETRY_BUDGET}
+
+
 def measure_phase(subject: Contender, everyone: list[Contender], *, label: str, connections: int,
                   seconds: float, plan: Plan) -> dict[str, Any]:
     """One load phase, with the server's CPU and the machine's other load over it.
@@ -284,6 +288,10 @@ def measure_phase(subject: Contender, everyone: list[Contender], *, label: str, 
     """
     attempts = []
     for attempt in range(1, PHASE_ATTEMPTS + 1):
+        if attempt > 1:
+            if _retries["left"] <= 0:
+                break
+            _retries["left"] -= 1
         mine, all_before, machine_before = (subject.server.cpu_seconds(),
                                             sum(c.server.cpu_seconds() for c in everyone), CpuSnapshot.take())
         result = loadgen.run(subject.target, connections=connections, seconds=seconds, tool=plan.loadgen,
@@ -296,7 +304,7 @@ def measure_phase(subject: Contender, everyone: list[Contender], *, label: str, 
         attempts.append({**result.as_dict(), **noise, "server_cpu_s": cpu})
         if noise["other_cores"] <= NOISY_CORES and noise["steal_cores"] <= NOISY_CORES:
             break
-        if attempt < PHASE_ATTEMPTS:
+        if attempt < PHASE_ATTEMPTS and _retries["left"] > 0:
             log(f"{subject.label}: {label}: the machine was busy ({noise['other_cores']:.2f} other cores); "
                 "measuring again")
             time.sleep(2)
@@ -324,6 +332,7 @@ def measure_all(contenders: list[Contender], expected: list[str], plan: Plan) ->
     to whichever ran second; the spread between rounds shows how steady the numbers are.
     """
     (WORK / "load").mkdir(parents=True, exist_ok=True)
+    _retries["left"] = RETRY_BUDGET
     results: dict[str, dict[str, Any]] = {c.key: {"rounds": []} for c in contenders}
     try:
         for contender in contenders:
@@ -450,6 +459,10 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
         theirs = mlf[mode]["throughput"]["rps"]
         return ops[mode]["throughput"]["rps"] / theirs if theirs else float("nan")
 
+    def cost_ratio(mode: str) -> float:
+        mine, theirs = (m[mode]["throughput"]["server_cpu_ms_per_request"] for m in (ops, mlf))
+        return theirs / mine if mine and theirs else float("nan")
+
     def row(name: str, m: dict[str, Any]) -> list[Any]:
         single, loaded = m["single_client"], m["throughput"]
         return [name, loaded["rps"], f"{loaded['spread']:.0%}", loaded["latency_ms"]["p50"],
@@ -491,6 +504,7 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
                      "before quoting them.")
     tables[-1].notes = notes
     targets_rows, targets = [], []
+    headline = MODES[0][0]
     for mode, _ in MODES:
         ratio, median = ratio_of(mode), ops[mode]["single_client"]["latency_ms"]["p50"]
         targets_rows += [
@@ -502,10 +516,13 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
                      "passed": ratio >= TARGET_RATIO},
                     {"figure": "opsportal_median_ms", "mode": mode, "measured": median,
                      "target": f"< {TARGET_MEDIAN_MS}", "passed": median < TARGET_MEDIAN_MS}]
+    targets_rows.append(["CPU per request, MLflow / OpsPortal (new connection per request)",
+                         f"{cost_ratio(headline):.2f}x", "(info)", "-"])
     tables.append(Table("Targets (from the issue)", ["figure", "measured", "target", "result"], targets_rows,
                         notes=["The first mode is the headline: OpsPortal's gunicorn sync workers close every "
-                               "connection anyway, so both servers then do the same TCP work per request."]))
-    headline = MODES[0][0]
+                               "connection anyway, so both servers then do the same TCP work per request.",
+                               "CPU per request ratio: what the throughput ratio would be with both servers "
+                               "CPU-bound; it moves less than req/s when other processes share the machine."]))
     return {
         "name": NAME, "title": TITLE,
         "figures": {"mode": headline, "throughput_ratio": ratio_of(headline),
@@ -513,7 +530,8 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
                     "opsportal_rps": ops[headline]["throughput"]["rps"],
                     "mlflow_rps": mlf[headline]["throughput"]["rps"],
                     "mlflow_median_ms": mlf[headline]["single_client"]["latency_ms"]["p50"],
-                    "keepalive_throughput_ratio": ratio_of("keepalive")},
+                    "keepalive_throughput_ratio": ratio_of("keepalive"),
+                    "cpu_per_request_ratio": cost_ratio(headline)},
         "targets": targets,
         "tables": tables,
         "servers": {"opsportal": ops, "mlflow": mlf},

@@ -118,6 +118,11 @@ class SklearnPredictor:
             return None
         return np.asarray(self.model.predict_proba(frame), dtype=float)
 
+    def score_records(self, records: list[dict[str, Any]], columns: list[str]) -> tuple[np.ndarray, Any]:
+        """Labels and class probabilities (or None) for rows given as dicts."""
+        frame = pd.DataFrame.from_records(records, columns=columns)
+        return self.predict(frame), self.predict_proba(frame)
+
 
 ONNX_DTYPES = {
     "tensor(string)": object,
@@ -150,6 +155,25 @@ class OnnxPredictor:
         dtype = ONNX_DTYPES.get(self.inputs[0].type, np.float32)
         return {self.inputs[0].name: frame.to_numpy(dtype=dtype)}
 
+    def score_records(self, records: list[dict[str, Any]], columns: list[str]) -> tuple[np.ndarray, Any]:
+        """Labels and probabilities from one run, fed straight from dicts (no DataFrame on the hot path).
+
+        Missing text is fed as "nan", as pandas' astype(str) does for the rows the twin was checked on.
+        """
+        if self.per_column:
+            feed = {i.name: _records_array(records, i.name, i.type) for i in self.inputs}
+        else:
+            dtype = ONNX_DTYPES.get(self.inputs[0].type, np.float32)
+            feed = {self.inputs[0].name: np.array([[_number(r[c]) for c in columns] for r in records], dtype=dtype)}
+        outputs = self.session.run(None, feed)
+        labels = np.asarray(outputs[0])
+        if self.classes is None:
+            return labels.reshape(len(records), -1)[:, 0], None
+        probabilities = outputs[1] if len(outputs) > 1 else None
+        if isinstance(probabilities, list):
+            probabilities = [[row[c] for c in self.classes] for row in probabilities]
+        return labels.ravel(), None if probabilities is None else np.asarray(probabilities, dtype=float)
+
     def _run(self, frame: pd.DataFrame) -> list[Any]:
         return self.session.run(None, self.feed(frame))
 
@@ -169,6 +193,17 @@ class OnnxPredictor:
 
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) else None
+
+
+def _number(value: Any) -> float:
+    return np.nan if value is None else value
+
+
+def _records_array(records: list[dict[str, Any]], name: str, onnx_type: str) -> np.ndarray:
+    dtype = ONNX_DTYPES.get(onnx_type, np.float32)
+    if dtype is object:
+        return np.array([["nan" if r[name] is None else str(r[name])] for r in records], dtype=object)
+    return np.array([[_number(r[name])] for r in records], dtype=dtype)
 
 
 def _column_array(series: pd.Series, onnx_type: str) -> np.ndarray:

@@ -63,6 +63,8 @@ def predictor_for(version: ModelVersion) -> Any:
 def clear() -> None:
     with _lock:
         _loaded.clear()
+    _versions.clear()
+    _configs.clear()
 
 
 def cached_versions() -> list[int]:
@@ -116,3 +118,34 @@ def ensure_warmer() -> None:
         if _warmer is None or not _warmer.is_alive():
             _warmer = threading.Thread(target=_warm_forever, name="model-cache-warmer", daemon=True)
             _warmer.start()
+
+
+# --- small lookups on the hot path -----------------------------------------------------------------
+
+CONFIG_TTL_SECONDS = 2.0
+_versions: dict[int, ModelVersion] = {}
+_configs: dict[int, tuple[float, Any]] = {}
+
+
+def ready_version(pk: int) -> ModelVersion | None:
+    """A ready version by id, kept in memory: a ready version never changes what it scores with."""
+    from registry.models import VersionStatus
+
+    found = _versions.get(pk)
+    if found is None:
+        found = ModelVersion.objects.filter(pk=pk, status=VersionStatus.READY).first()
+        if found is not None:
+            _versions[pk] = found
+    return found
+
+
+def scoring_config(model_id: int) -> Any:
+    """The model's traffic config, re-read at most every CONFIG_TTL_SECONDS (changes apply within seconds)."""
+    from scoring.models import ScoringConfig
+
+    now = time.monotonic()
+    cached = _configs.get(model_id)
+    if cached is None or now - cached[0] > CONFIG_TTL_SECONDS:
+        cached = (now, ScoringConfig.objects.filter(model_id=model_id).first())
+        _configs[model_id] = cached
+    return cached[1]

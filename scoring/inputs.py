@@ -27,9 +27,24 @@ class InputError(DomainError):
 
 @dataclass
 class ParsedInput:
-    frame: pd.DataFrame
+    """Checked rows as dicts in the model's column order; the DataFrame is built only if asked for."""
+
+    records: list[dict[str, Any]]
+    columns: list[str]
     ids: list[Any] | None
     unseen_categories: dict[str, int] = field(default_factory=dict)
+    _frame: pd.DataFrame | None = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = pd.DataFrame.from_records(self.records, columns=self.columns)
+        return self._frame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, ids: list[Any] | None) -> ParsedInput:
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        return cls(records=records, columns=list(frame.columns), ids=ids, _frame=frame)
 
 
 def _records(body: Any) -> tuple[list[Any], list[Any] | None]:
@@ -101,21 +116,25 @@ def parse(body: Any, signature: dict[str, Any]) -> ParsedInput:
         problems["value_problem_count"] = len(cells)
     if problems:
         raise InputError("validation_error", MSG_INVALID, details=problems)
-    frame = pd.DataFrame.from_records(rows, columns=names)
-    for column in columns:
-        if column["dtype"] in ("integer", "float"):
-            frame[column["name"]] = pd.to_numeric(frame[column["name"]])
-    return ParsedInput(frame=frame, ids=ids, unseen_categories=unseen(frame, columns))
+    records = [{name: _typed(row.get(name), column) for name, column in zip(names, columns, strict=True)}
+               for row in rows]
+    return ParsedInput(records=records, columns=names, ids=ids, unseen_categories=unseen(records, columns))
 
 
-def unseen(frame: pd.DataFrame, columns: list[dict[str, Any]]) -> dict[str, int]:
+def _typed(value: Any, column: dict[str, Any]) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value) if column["dtype"] == "float" else value
+
+
+def unseen(records: list[dict[str, Any]], columns: list[dict[str, Any]]) -> dict[str, int]:
     """Per string column, how many values the model never saw in its reference data."""
     counts = {}
     for column in columns:
         if column["dtype"] != "string" or column.get("categories_truncated") or "categories" not in column:
             continue
-        values = frame[column["name"]].dropna()
-        count = int((~values.isin(column["categories"])).sum())
+        known = set(column["categories"])
+        count = sum(1 for r in records if r[column["name"]] is not None and r[column["name"]] not in known)
         if count:
             counts[column["name"]] = count
     return counts

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
@@ -18,7 +17,7 @@ from django.utils import timezone
 from accounts.services import audit_record
 from opsportal.errors import DomainError
 from registry.artifacts import ArtifactTampered
-from registry.models import AliasName, ModelVersion, RegisteredModel, VersionStatus
+from registry.models import AliasName, ModelVersion, RegisteredModel
 from scoring import cache, inputs, log
 from scoring.models import ChallengerMode, PredictionLog, PredictionSource, ScoringConfig
 
@@ -35,19 +34,21 @@ class ScoringError(DomainError):
 
 
 def resolve_version(model: RegisteredModel, *, alias: str | None, number: int | None) -> ModelVersion:
+    """The version to score with. The alias is read every time (a promotion shows on the next request);
+    the version itself comes from memory once loaded."""
     if number is not None:
-        version = model.versions.filter(number=number).first()
-        if version is None:
+        pk = model.versions.filter(number=number).values_list("pk", flat=True).first()
+        if pk is None:
             raise ScoringError("not_found", f"No version {number} of {model.name}.", status=404)
     else:
         name = alias or AliasName.CHAMPION
-        found = model.aliases.select_related("version").filter(name=name).first()
-        if found is None:
+        pk = ModelAlias.objects.filter(model_id=model.pk, name=name).values_list("version_id", flat=True).first()
+        if pk is None:
             raise ScoringError("no_champion", MSG_NO_CHAMPION.format(name=model.name, alias=name), status=409)
-        version = found.version
-    if version.status != VersionStatus.READY:
-        raise ScoringError("not_ready", MSG_NOT_READY.format(number=version.number, status=version.status),
-                           status=409)
+    version = cache.ready_version(pk)
+    if version is None:
+        status = ModelVersion.objects.filter(pk=pk).values_list("number", "status").first()
+        raise ScoringError("not_ready", MSG_NOT_READY.format(number=status[0], status=status[1]), status=409)
     return version
 
 
@@ -55,14 +56,14 @@ def _plain(values: np.ndarray) -> list[Any]:
     return [v.item() if isinstance(v, np.generic) else v for v in values.tolist()]
 
 
-def _score(version: ModelVersion, frame: pd.DataFrame) -> tuple[list[Any], list[dict[str, float]] | None]:
+def _score(version: ModelVersion, records: list[dict[str, Any]]) -> tuple[list[Any], list[dict[str, float]] | None]:
     try:
         predictor = cache.predictor_for(version)
     except ArtifactTampered:
         raise ScoringError("artifact_tampered", MSG_TAMPERED, status=503) from None
     try:
-        labels = _plain(np.asarray(predictor.predict(frame)))
-        probabilities = predictor.predict_proba(frame) if predictor.classes is not None else None
+        raw_labels, probabilities = predictor.score_records(records, version.input_columns)
+        labels = _plain(np.asarray(raw_labels))
     except Exception as exc:  # the model's own code refused these rows
         raise ScoringError("model_error", f"The model could not score these rows: {exc}"[:500], status=422) from None
     if probabilities is None:
@@ -81,13 +82,13 @@ def canary_bucket(model_id: int, entity_id: Any) -> int:
 
 
 def _challenger(model: RegisteredModel) -> tuple[ScoringConfig | None, ModelVersion | None]:
-    config = ScoringConfig.objects.filter(model=model).first()
+    config = cache.scoring_config(model.pk)
     if config is None or config.challenger_mode == ChallengerMode.OFF:
         return None, None
-    alias = model.aliases.select_related("version").filter(name=AliasName.CHALLENGER).first()
-    if alias is None or alias.version.status != VersionStatus.READY:
-        return None, None
-    return config, alias.version
+    pk = (ModelAlias.objects.filter(model_id=model.pk, name=AliasName.CHALLENGER)
+          .values_list("version_id", flat=True).first())
+    version = cache.ready_version(pk) if pk is not None else None
+    return (config, version) if version is not None else (None, None)
 
 
 def _canary_rows(config: ScoringConfig, model: RegisteredModel, ids: list[Any] | None) -> list[bool]:
@@ -96,13 +97,12 @@ def _canary_rows(config: ScoringConfig, model: RegisteredModel, ids: list[Any] |
     return [canary_bucket(model.pk, entity) < config.canary_percent for entity in ids]
 
 
-def _shadow(version_id: int, frame: pd.DataFrame, ids: list[Any] | None, request_id: str) -> None:
+def _shadow(version_id: int, parsed: inputs.ParsedInput, request_id: str) -> None:
     close_old_connections()
     try:
         version = ModelVersion.objects.get(pk=version_id)
-        parsed = inputs.ParsedInput(frame=frame, ids=ids)
         started = time.perf_counter()
-        labels, probabilities = _score(version, frame[version.input_columns])
+        labels, probabilities = _score(version, parsed.records)
         result = {"request_id": request_id, "predictions": labels, "latency_ms": (time.perf_counter() - started) * 1e3}
         if probabilities is not None:
             result["probabilities"] = probabilities
@@ -130,11 +130,11 @@ def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, numb
     version = resolve_version(model, alias=alias, number=number)
     config, challenger = (None, None) if explicit else _challenger(model)
     parsed = inputs.parse(body, version.signature)
-    labels, probabilities = _score(version, parsed.frame)
+    labels, probabilities = _score(version, parsed.records)
     versions = [version.number] * len(labels)
     canary = _canary_rows(config, model, parsed.ids) if challenger else []
     if any(canary):
-        _apply_canary(challenger, parsed.frame, canary, labels, probabilities, versions)
+        _apply_canary(challenger, parsed.records, canary, labels, probabilities, versions)
     request_id = str(uuid.uuid4())
     result: dict[str, Any] = {"request_id": request_id, "model": model.name, "version": version.number,
                               "engine": version.engine, "predictions": labels}
@@ -153,16 +153,16 @@ def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, numb
     if log.sampled():
         log.record(_log_rows(version, parsed, result, PredictionSource.REALTIME, versions))
     if challenger is not None and config.challenger_mode == ChallengerMode.SHADOW:
-        _shadow_pool.submit(_shadow, challenger.pk, parsed.frame.copy(), parsed.ids, request_id)
+        _shadow_pool.submit(_shadow, challenger.pk, parsed, request_id)
     return result
 
 
-def _apply_canary(challenger: ModelVersion, frame: pd.DataFrame, canary: list[bool], labels: list[Any],
+def _apply_canary(challenger: ModelVersion, records: list[dict[str, Any]], canary: list[bool], labels: list[Any],
                   probabilities: list[dict[str, float]] | None, versions: list[int]) -> None:
     """Re-score the canary rows with the challenger, in place; on any mismatch the champion's answer stands."""
     rows = [i for i, chosen in enumerate(canary) if chosen]
     try:
-        their_labels, their_probabilities = _score(challenger, frame.iloc[rows][challenger.input_columns])
+        their_labels, their_probabilities = _score(challenger, [records[i] for i in rows])
     except (ScoringError, KeyError):
         logger.warning("Canary rows kept on the champion: challenger v%s cannot score them", challenger.number)
         return
@@ -182,7 +182,7 @@ def _scores(result: dict[str, Any], classes: list[str] | None) -> list[float | N
 
 def _log_rows(version: ModelVersion, parsed: inputs.ParsedInput, result: dict[str, Any], source: str,
               versions: list[int] | None = None) -> list[PredictionLog]:
-    features = parsed.frame.astype(object).where(parsed.frame.notna(), None).to_dict("records")
+    features = parsed.records
     classes = [str(c) for c in version.signature.get("output", {}).get("classes", [])] or None
     ids = parsed.ids or [""] * len(features)
     probabilities = result.get("probabilities") or [None] * len(features)
