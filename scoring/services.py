@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.services import audit_record
 from opsportal.errors import DomainError
 from registry.artifacts import ArtifactTampered
-from registry.models import AliasName, ModelVersion, RegisteredModel
+from registry.models import AliasName, ModelAlias, ModelVersion, RegisteredModel
 from scoring import cache, inputs, log
 from scoring.models import ChallengerMode, PredictionLog, PredictionSource, ScoringConfig
 
