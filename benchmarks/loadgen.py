@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import LOOPBACK, BenchmarkError, children_cpu_seconds, latency_summary_ms
+from benchmarks.common import LOOPBACK, BenchmarkError, apply_priority, children_cpu_seconds, latency_summary_ms
 
 MAX_REQUESTS_PER_RUN = 5_000_000  # a hard bound on the Python generator, whatever the duration
 
@@ -175,14 +175,23 @@ def run_wrk(target: Target, *, connections: int, seconds: float, work_dir: Path)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
             "--timeout", "10s", "-s", str(script), f"http://{LOOPBACK}:{target.port}{target.path}"]
     cpu_before = children_cpu_seconds()
+    # its own session, so that --priority can raise it like the servers (see common.apply_priority)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    apply_priority(proc.pid)
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+        stdout, stderr = proc.communicate(timeout=seconds + 60)
     except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
         raise BenchmarkError(f"wrk against {target.name} did not finish within {seconds + 60:.0f}s") from None
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     cpu = children_cpu_seconds() - cpu_before
-    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
-    if done.returncode != 0 or line is None:
-        raise BenchmarkError(f"wrk failed (exit {done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    line = next((x for x in stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise BenchmarkError(f"wrk failed (exit {proc.returncode}):\n{stdout[-2000:]}\n{stderr[-2000:]}")
     raw = json.loads(line.removeprefix("WRK_RESULT "))
     duration = raw["duration_us"] / 1e6
     breakdown = {"non_200": raw["bad_status"], "no_prediction_in_body": raw["bad_body"],
