@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from accounts.models import AuditEvent
@@ -72,6 +72,35 @@ def model_list(
     return models.distinct().prefetch_related(
         Prefetch("aliases", queryset=ModelAlias.objects.select_related("version"))
     )
+
+
+def with_latest_version(models: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
+    """Annotate each model with its latest version's number and status (one query for the list)."""
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number")
+    return models.annotate(
+        latest_number=Subquery(latest.values("number")[:1]), latest_status=Subquery(latest.values("status")[:1])
+    )
+
+
+def team_choices_for(user: Any) -> list[tuple[str, str]]:
+    """Teams owning a model the user can see (for the list filter)."""
+    from accounts.models import Team
+
+    visible = models_visible_to(user).values("team_id")
+    return list(Team.objects.filter(pk__in=visible).values_list("slug", "name"))
+
+
+def teams_for_create(user: Any) -> list[tuple[str, str]]:
+    """Teams a new model may belong to: the user's own, or every team for admins."""
+    from accounts.models import Team
+
+    teams = Team.objects.all() if getattr(user, "is_staff", False) else user.teams.all()
+    return list(teams.values_list("slug", "name"))
+
+
+def versions_failed_untrusted() -> QuerySet[ModelVersion]:
+    """Versions refused for types nobody trusts yet."""
+    return ModelVersion.objects.filter(status="failed").exclude(untrusted_types=[]).select_related("model")
 
 
 def versions_of(model: RegisteredModel) -> QuerySet[ModelVersion]:

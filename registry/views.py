@@ -15,14 +15,12 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import Team
 from opsportal.errors import DomainError
 from opsportal.roles import Role, has_role, is_admin, role_required
 from opsportal.views import client_ip
@@ -126,25 +124,12 @@ def _querystring(request: HttpRequest) -> str:
 # --- models ---------------------------------------------------------------------------------
 
 
-def _team_choices(user: Any) -> list[tuple[str, str]]:
-    """Teams owning a model the user can see (for the list filter)."""
-    visible = selectors.models_visible_to(user).values("team_id")
-    return list(Team.objects.filter(pk__in=visible).values_list("slug", "name"))
-
-
-def _with_latest_version(models: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
-    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number")
-    return models.annotate(
-        latest_number=Subquery(latest.values("number")[:1]), latest_status=Subquery(latest.values("status")[:1])
-    )
-
-
 @require_GET
 @role_required(*READERS)
 def model_list(request: HttpRequest) -> HttpResponse:
-    form = ModelFilterForm(request.GET, teams=_team_choices(request.user))
+    form = ModelFilterForm(request.GET, teams=selectors.team_choices_for(request.user))
     filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
-    models = _with_latest_version(selectors.model_list(request.user, **filters).select_related("team"))
+    models = selectors.with_latest_version(selectors.model_list(request.user, **filters).select_related("team"))
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "form": form,
@@ -157,15 +142,10 @@ def model_list(request: HttpRequest) -> HttpResponse:
     return render(request, "registry/model_list.html", context)
 
 
-def _teams_for_create(user: Any) -> list[tuple[str, str]]:
-    teams = Team.objects.all() if is_admin(user) else user.teams.all()
-    return list(teams.values_list("slug", "name"))
-
-
 @require_http_methods(["GET", "POST"])
 @role_required(Role.DATA_SCIENTIST)
 def model_create(request: HttpRequest) -> HttpResponse:
-    teams = _teams_for_create(request.user)
+    teams = selectors.teams_for_create(request.user)
     form = ModelCreateForm(request.POST or None, teams=teams, initial={"team": teams[0][0] if teams else ""})
     if request.method == "POST" and form.is_valid():
         try:
@@ -514,13 +494,6 @@ def version_compare(request: HttpRequest, name: str) -> HttpResponse:
 # --- safety settings (admins) ---------------------------------------------------------------
 
 
-def _versions_waiting_for_trust() -> QuerySet[ModelVersion]:
-    """Versions refused for types nobody trusts yet (wanted as `selectors.versions_failed_untrusted`)."""
-    return (
-        ModelVersion.objects.filter(status=VersionStatus.FAILED).exclude(untrusted_types=[]).select_related("model")
-    )
-
-
 def _safety_page(request: HttpRequest, add_form: TrustedTypeForm, status: int = 200) -> HttpResponse:
     policy = selectors.registry_policy()
     context = {
@@ -528,7 +501,7 @@ def _safety_page(request: HttpRequest, add_form: TrustedTypeForm, status: int = 
         "add_form": add_form,
         "pickle_form": PickleForm(initial={"allow_pickle": policy.allow_pickle}),
         "policy": policy,
-        "waiting": _versions_waiting_for_trust(),
+        "waiting": selectors.versions_failed_untrusted(),
     }
     return render(request, "registry/safety.html", context, status=status)
 
