@@ -469,7 +469,7 @@ class PromotionOpenApi(APIView):
 
 
 class PromotionListApi(APIView):
-    """Promotion requests you can see; `awaiting=me` lists the open ones you can still decide."""
+    """Promotion requests you can see; `awaiting=me` lists the open ones that still need your decision."""
 
     permission_classes = [Readers]
 
@@ -482,7 +482,11 @@ class PromotionListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.Filters(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        found = selectors.promotion_requests_filtered(request.user, **filters.validated_data)
+        wanted = dict(filters.validated_data)
+        if wanted.pop("awaiting", None) == "me":
+            found: Any = selectors.promotions_awaiting(request.user, model=wanted.get("model", ""))
+        else:
+            found = selectors.promotion_requests_filtered(request.user, **wanted)
         paginator = Pagination()
         page = paginator.paginate_queryset(found, request, self)
         return paginator.get_paginated_response(PromotionOutput(page, many=True).data)

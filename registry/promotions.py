@@ -37,6 +37,7 @@ from registry.models import (
     TransitionKind,
     VersionStatus,
 )
+from registry.selectors import approvals_by_role, approvals_missing, required_roles
 from registry.services import run_sandbox
 
 MSG_NOT_READY = "Version {number} is {status}: only a validated version can be submitted for approval."
@@ -203,15 +204,11 @@ def gates_at_decision(request: PromotionRequest) -> list[dict[str, Any]] | None:
 # --- decisions -------------------------------------------------------------------------------------
 
 
-def required_roles(policy: ApprovalPolicy, target: str) -> dict[str, int]:
-    return {role: int(n) for role, n in (policy.required_approvals.get(target) or {}).items() if int(n) > 0}
-
-
 def eligible_role(user: Any, request: PromotionRequest, policy: ApprovalPolicy) -> str:
     """The policy role this person's decision counts for; admins count as approvers."""
     needed = required_roles(policy, request.target)
     mine = set(user_roles(user)) | ({str(Role.APPROVER)} if user.is_staff else set())
-    have = _approvals_by_role(request)
+    have = approvals_by_role(request)
     for role in sorted(needed, key=lambda r: have.get(r, 0) >= needed[r]):  # still-missing roles first
         if role in mine:
             return role
@@ -224,19 +221,6 @@ def check_four_eyes(user: Any, request: PromotionRequest, policy: ApprovalPolicy
         raise GovernanceError("four_eyes", MSG_OWN_REQUEST, status=403)
     if request.version.created_by_id == user.pk and not policy.allow_author_approval:
         raise GovernanceError("four_eyes", MSG_OWN_VERSION, status=403)
-
-
-def _approvals_by_role(request: PromotionRequest) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for role in request.approvals.filter(decision=Decision.APPROVE).values_list("role", flat=True):
-        counts[role] = counts.get(role, 0) + 1
-    return counts
-
-
-def approvals_missing(request: PromotionRequest, policy: ApprovalPolicy) -> dict[str, int]:
-    have = _approvals_by_role(request)
-    return {role: n - have.get(role, 0) for role, n in required_roles(policy, request.target).items()
-            if have.get(role, 0) < n}
 
 
 def promotion_decide(

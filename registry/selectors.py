@@ -9,7 +9,7 @@ from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from accounts.models import AuditEvent
-from opsportal.roles import Role, has_role
+from opsportal.roles import Role, has_role, user_roles
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, RegistryPolicy, TrustedType
 
 
@@ -261,3 +261,32 @@ def promotion_requests_filtered(
         if not user.is_staff:
             found = found.exclude(version__created_by=user)
     return found
+
+
+def required_roles(policy: Any, target: str) -> dict[str, int]:
+    """Approvals the policy asks for on `target`, per role."""
+    return {role: int(n) for role, n in (policy.required_approvals.get(target) or {}).items() if int(n) > 0}
+
+
+def approvals_by_role(request: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for role in request.approvals.filter(decision="approve").values_list("role", flat=True):
+        counts[role] = counts.get(role, 0) + 1
+    return counts
+
+
+def approvals_missing(request: Any, policy: Any) -> dict[str, int]:
+    have = approvals_by_role(request)
+    return {role: n - have.get(role, 0) for role, n in required_roles(policy, request.target).items()
+            if have.get(role, 0) < n}
+
+
+def promotions_awaiting(user: Any, *, model: str = "") -> list[Any]:
+    """Open requests this person may still decide and whose policy still needs one of their roles."""
+    from registry.models import ApprovalPolicy
+
+    policies = {p.model_id: p for p in ApprovalPolicy.objects.all()}
+    roles = set(user_roles(user)) | ({str(Role.APPROVER)} if user.is_staff else set())
+    found = promotion_requests_filtered(user, model=model, awaiting="me").prefetch_related("overrides")
+    return [p for p in found
+            if roles & set(approvals_missing(p, policies.get(p.version.model_id) or policies[None]))]

@@ -103,11 +103,6 @@ def _counts_for(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) 
     return bool(_roles_of(user) & set(promotions.required_roles(policy, promotion.target)))
 
 
-def _still_needs(user: Any, promotion: PromotionRequest, policy: ApprovalPolicy) -> bool:
-    """Whether one of the person's roles is among those whose approvals are still missing."""
-    return bool(_roles_of(user) & set(promotions.approvals_missing(promotion, policy)))
-
-
 def _gate_summary(promotion: PromotionRequest) -> dict[str, Any]:
     overridden = {o.gate for o in promotion.overrides.all()}
     failing = [r for r in promotion.gate_results if not r["passed"] and r["gate"] not in overridden]
@@ -132,8 +127,7 @@ def _inbox_rows(promotions_: Any, policies: dict[int | None, ApprovalPolicy]) ->
 def approvals_inbox(request: HttpRequest) -> HttpResponse:
     user, policies = request.user, _policies()
     visible = selectors.promotion_requests_visible_to(user).prefetch_related("overrides")
-    waiting = [p for p in selectors.promotion_requests_filtered(user, awaiting="me").prefetch_related("overrides")
-               if _still_needs(user, p, _policy_of(policies, p))][:INBOX_ROWS]
+    waiting = selectors.promotions_awaiting(user)[:INBOX_ROWS]
     mine = visible.filter(requester=user)[:INBOX_ROWS]
     decided = visible.exclude(status=RequestStatus.OPEN).order_by("-decided_at", "-id")[:RECENT_ROWS]
     tab = request.GET.get("tab", "")
