@@ -281,11 +281,16 @@ def approvals_missing(request: Any, policy: Any) -> dict[str, int]:
             if have.get(role, 0) < n}
 
 
-def promotions_awaiting(user: Any, *, model: str = "") -> list[Any]:
-    """Open requests this person may still decide and whose policy still needs one of their roles."""
+def policies_by_model() -> dict[int | None, Any]:
+    """Every approval policy by model id (`None` is the default), for pages listing many requests."""
     from registry.models import ApprovalPolicy
 
-    policies = {p.model_id: p for p in ApprovalPolicy.objects.all()}
+    return {p.model_id: p for p in ApprovalPolicy.objects.all()}
+
+
+def promotions_awaiting(user: Any, *, model: str = "") -> list[Any]:
+    """Open requests this person may still decide and whose policy still needs one of their roles."""
+    policies = policies_by_model()
     roles = set(user_roles(user)) | ({str(Role.APPROVER)} if user.is_staff else set())
     found = promotion_requests_filtered(user, model=model, awaiting="me").prefetch_related("overrides")
     return [p for p in found

@@ -86,10 +86,6 @@ def _back_to(promotion: PromotionRequest) -> HttpResponseRedirect:
 # --- the approvals inbox ---------------------------------------------------------------------------
 
 
-def _policies() -> dict[int | None, ApprovalPolicy]:
-    return {p.model_id: p for p in ApprovalPolicy.objects.all()}
-
-
 def _policy_of(policies: dict[int | None, ApprovalPolicy], promotion: PromotionRequest) -> ApprovalPolicy:
     return policies.get(promotion.version.model_id) or policies[None]
 
@@ -125,7 +121,7 @@ def _inbox_rows(promotions_: Any, policies: dict[int | None, ApprovalPolicy]) ->
 @require_GET
 @role_required(*READERS)
 def approvals_inbox(request: HttpRequest) -> HttpResponse:
-    user, policies = request.user, _policies()
+    user, policies = request.user, selectors.policies_by_model()
     visible = selectors.promotion_requests_visible_to(user).prefetch_related("overrides")
     waiting = selectors.promotions_awaiting(user)[:INBOX_ROWS]
     mine = visible.filter(requester=user)[:INBOX_ROWS]
