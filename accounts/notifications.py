@@ -52,9 +52,12 @@ EVENTS: dict[str, str] = {
     "scoring_job.failed": "A batch scoring job failed",
     "alert.opened": "A monitoring alert opened",
     "alert.resolved": "A monitoring alert was resolved",
+    "monitoring.run_failed": "A monitoring run failed",
     "retraining.finished": "A retraining run finished",
     "retraining.failed": "A retraining run failed",
     "campaign.signed_off": "A campaign's business result was signed off",
+    "campaign.commented": "Someone commented on a campaign's result",
+    "retraining.requested": "A business owner asked for a model to be retrained",
 }
 
 HEADER_EVENT = "X-OpsPortal-Event"

@@ -222,6 +222,11 @@ VALIDATION_MAX_ATTEMPTS = 3
 WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 10, minimum=1)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1)
 
+# --- retraining ------------------------------------------------------------------------
+# Training functions a recipe may name: dotted paths to callables in installed modules. The web UI
+# only picks from this list; it never takes code.
+RETRAINING_FUNCTIONS = env_list("RETRAINING_FUNCTIONS", ["retraining.functions.balanced_logistic_regression"])
+
 # --- scoring --------------------------------------------------------------------------
 # Loaded models kept per web process, bounded by their summed artifact size (MB).
 SCORING_CACHE_MAX_MB = env_int("SCORING_CACHE_MAX_MB", 512, minimum=1)
@@ -232,6 +237,27 @@ PREDICTION_LOG_SAMPLE_RATE = env_float("PREDICTION_LOG_SAMPLE_RATE", 1.0, minimu
 # Each web process writes the prediction log and warms its model cache on background threads
 # (tests turn them off and flush the log themselves).
 SCORING_BACKGROUND_THREADS = env_bool("SCORING_BACKGROUND_THREADS", True)
+
+# --- business feedback (campaigns, outcomes, labels) --------------------------------------
+# Each group needs this many outcomes before a KPI's result is called (below it: "not enough data yet").
+FEEDBACK_MIN_GROUP_SIZE = env_int("FEEDBACK_MIN_GROUP_SIZE", 100, minimum=2)
+# Outcome files up to this size are read in the request; bigger ones by a worker, with a progress bar.
+FEEDBACK_INLINE_UPLOAD_BYTES = env_int("FEEDBACK_INLINE_UPLOAD_BYTES", 1024 * 1024, minimum=0)
+# Rows accepted in one JSON request (outcomes, labels, assignments); files take more.
+FEEDBACK_MAX_JSON_ROWS = env_int("FEEDBACK_MAX_JSON_ROWS", 10_000, minimum=1)
+# Largest campaign audience and label file, in rows.
+FEEDBACK_MAX_AUDIENCE_ROWS = env_int("FEEDBACK_MAX_AUDIENCE_ROWS", 1_000_000, minimum=1)
+# An outcome upload still "running" after this long is picked up again (its worker died).
+FEEDBACK_UPLOAD_STALE_SECONDS = env_int("FEEDBACK_UPLOAD_STALE_SECONDS", 900, minimum=30)
+
+# --- monitoring -------------------------------------------------------------------------
+# A run reads at most this many logged predictions (the newest) from its window.
+MONITORING_MAX_ROWS = env_int("MONITORING_MAX_ROWS", 200_000, minimum=100)
+# Rows of reference and current data Evidently renders into a run's HTML report (verdicts use all rows).
+MONITORING_REPORT_ROWS = env_int("MONITORING_REPORT_ROWS", 20_000, minimum=100)
+# GET /metrics (Prometheus): requests must send "Authorization: Bearer <this token>".
+# Empty: only signed-in approvers and admins (session or API token) can read it.
+MONITORING_METRICS_TOKEN = env_str("MONITORING_METRICS_TOKEN")
 
 # --- security ------------------------------------------------------------------
 HTTPS = env_bool("HTTPS", False)
@@ -378,6 +404,12 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "accounts.tasks.audit_verify", "schedule": 3600.0},
     "webhook-requeue-stale": {"task": "accounts.tasks.webhook_requeue_stale", "schedule": 300.0},
     "scoring-chunks-reconcile": {"task": "scoring.tasks.chunks_reconcile", "schedule": 30.0},
+    # Every production model gets a daily monitoring schedule and default alert rules.
+    "monitoring-ensure-defaults": {"task": "monitoring.tasks.defaults_ensure", "schedule": 3600.0},
+    "monitoring-runs-reconcile": {"task": "monitoring.tasks.runs_reconcile", "schedule": 600.0},
+    "retraining-new-labels": {"task": "retraining.tasks.labels_check", "schedule": 300.0},
+    "retraining-runs-reconcile": {"task": "retraining.tasks.runs_reconcile", "schedule": 300.0},
+    "feedback-reconcile": {"task": "feedback.tasks.reconcile", "schedule": 300.0},
 }
 
 # --- logging -------------------------------------------------------------------------
