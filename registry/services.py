@@ -467,6 +467,16 @@ def _apply_outcome(version: ModelVersion, result: dict[str, Any], onnx_blob: art
             "engine": fields.get("engine", ""),
         }
         audit_record(actor=None, action=action, target=version, payload=payload)
+        if fields["status"] == VersionStatus.READY:
+            _enqueue_reference_profile(version)
+
+
+def _enqueue_reference_profile(version: ModelVersion) -> None:
+    """Monitoring profiles the reference data of every ready version (robust: a broker hiccup must not
+    undo the validation; the first monitoring run computes a missing profile itself)."""
+    from monitoring.tasks import reference_profile_compute
+
+    transaction.on_commit(lambda: reference_profile_compute.delay(version.pk), robust=True)
 
 
 # --- trust settings (admins) -----------------------------------------------------------------------
