@@ -53,7 +53,6 @@ EVENTS: dict[str, str] = {
     "alert.opened": "A monitoring alert opened",
     "alert.resolved": "A monitoring alert was resolved",
     "monitoring.run_failed": "A monitoring run failed",
-    "monitoring.run_failed": "A monitoring run failed",
     "retraining.finished": "A retraining run finished",
     "retraining.failed": "A retraining run failed",
     "campaign.signed_off": "A campaign's business result was signed off",

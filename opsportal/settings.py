@@ -238,15 +238,6 @@ PREDICTION_LOG_SAMPLE_RATE = env_float("PREDICTION_LOG_SAMPLE_RATE", 1.0, minimu
 # (tests turn them off and flush the log themselves).
 SCORING_BACKGROUND_THREADS = env_bool("SCORING_BACKGROUND_THREADS", True)
 
-# --- monitoring -------------------------------------------------------------------------
-# A run reads at most this many logged predictions (the newest) from its window.
-MONITORING_MAX_ROWS = env_int("MONITORING_MAX_ROWS", 200_000, minimum=100)
-# Rows of reference and current data Evidently renders into a run's HTML report (verdicts use all rows).
-MONITORING_REPORT_ROWS = env_int("MONITORING_REPORT_ROWS", 20_000, minimum=100)
-# GET /metrics (Prometheus): requests must send "Authorization: Bearer <this token>".
-# Empty: only signed-in approvers and admins (session or API token) can read it.
-MONITORING_METRICS_TOKEN = env_str("MONITORING_METRICS_TOKEN")
-
 # --- business feedback (campaigns, outcomes, labels) --------------------------------------
 # Each group needs this many outcomes before a KPI's result is called (below it: "not enough data yet").
 FEEDBACK_MIN_GROUP_SIZE = env_int("FEEDBACK_MIN_GROUP_SIZE", 100, minimum=2)
@@ -413,9 +404,6 @@ CELERY_BEAT_SCHEDULE = {
     "verify-audit-chain": {"task": "accounts.tasks.audit_verify", "schedule": 3600.0},
     "webhook-requeue-stale": {"task": "accounts.tasks.webhook_requeue_stale", "schedule": 300.0},
     "scoring-chunks-reconcile": {"task": "scoring.tasks.chunks_reconcile", "schedule": 30.0},
-    # Every production model gets a daily monitoring schedule and default alert rules.
-    "monitoring-ensure-defaults": {"task": "monitoring.tasks.defaults_ensure", "schedule": 3600.0},
-    "monitoring-runs-reconcile": {"task": "monitoring.tasks.runs_reconcile", "schedule": 600.0},
     # Every production model gets a daily monitoring schedule and default alert rules.
     "monitoring-ensure-defaults": {"task": "monitoring.tasks.defaults_ensure", "schedule": 3600.0},
     "monitoring-runs-reconcile": {"task": "monitoring.tasks.runs_reconcile", "schedule": 600.0},
