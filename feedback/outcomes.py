@@ -63,6 +63,7 @@ def outcomes_from_json(*, campaign: Campaign, user: Any, body: Any, ip: str | No
                                           status=UploadStatus.RUNNING, started_at=timezone.now(),
                                           total_rows=len(rows))
     _process(upload, rows, ip=ip)
+    upload.refresh_from_db()
     return upload
 
 
