@@ -143,7 +143,7 @@ def _summary(arm: str, kpi: Kpi, comparison: dict[str, Any] | None, verdict: str
         worth = f", about {abs(incremental):,.0f} {unit} in good outcomes" if kpi.kind == KpiKind.BINARY else \
             f", about {abs(incremental):,.0f} {unit} in total"
     if money is not None:
-        worth += f", worth about {'−' if money < 0 else ''}{abs(money):,.0f}"
+        worth += f", worth about {'-' if money < 0 else ''}{abs(money):,.0f}"
     warning = "" if verdict == VERDICT_BETTER else " This is the wrong direction."
     return f"{arm} {verb} {title} by {_amount(diff, kpi.kind)} {interval}{worth}.{warning}"
 

@@ -26,7 +26,9 @@ MSG_NOT_A_LIST = "Send a JSON list of objects (or an object with a “rows” li
 MSG_TOO_MANY_ROWS = "At most {limit:,} rows are accepted in one request; send a CSV file for more."
 MSG_ROW_NOT_OBJECT = "Each row must be a JSON object."
 MSG_BAD_NUMBER = "{field}: expected a number, got {value!r}."
-MSG_BAD_TIME = "observed_at: expected an ISO date or date-time such as 2026-03-01 or 2026-03-01T12:00:00Z, got {value!r}."
+MSG_BAD_TIME = (
+    "observed_at: expected an ISO date or date-time such as 2026-03-01 or 2026-03-01T12:00:00Z, got {value!r}."
+)
 MSG_EMPTY_FIELD = "{field}: is empty."
 MSG_TOO_LONG = "{field}: longer than {limit} characters."
 CSV_FIELD_LIMIT = 10_000

@@ -67,6 +67,7 @@ MSG_DUPLICATE_ENTITY = "entity_id {entity!r} already appears in row {row}."
 MSG_REASON_NEEDED = "Say why: the reason is kept with the sign-off."
 MSG_SIGN_OFF_ROLE = "Only business owners (and admins) sign off a campaign's result."
 MSG_RETRAIN_ROLE = "Only business owners and approvers ask for retraining."
+MSG_TOO_MANY_LABELS = "The file has {rows:,} rows; at most {limit:,} labels are accepted in one file."
 MSG_LABEL_CLASS = "label: {value!r} is not one of the model's classes ({classes})."
 KPI_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 DECILES = 10
@@ -549,3 +550,16 @@ def labels_upsert(*, model: RegisteredModel, user: Any, rows: Iterable[ingest.Ro
             "created": report.created, "updated": report.updated, "unchanged": report.unchanged,
             "failed": report.failed})
     return report
+
+
+def labels_from_file(*, model: RegisteredModel, user: Any, upload: Any, ip: str | None = None) -> UpsertReport:
+    """A CSV file with id,label[,observed_at], bounded in rows."""
+    from registry import artifacts
+
+    with artifacts.uploaded_to_path(upload) as path:
+        ingest.csv_header(path, ("id", "label"))
+        rows = ingest.csv_row_count(path)
+        if rows > settings.FEEDBACK_MAX_AUDIENCE_ROWS:
+            raise CampaignError("too_large", MSG_TOO_MANY_LABELS.format(
+                rows=rows, limit=settings.FEEDBACK_MAX_AUDIENCE_ROWS), status=413)
+        return labels_upsert(model=model, user=user, rows=ingest.csv_rows(path), ip=ip)

@@ -3,7 +3,7 @@
 Each comparison names its method so the page can say how an interval was made:
 - yes/no KPIs: Newcombe's hybrid score interval (Wilson per group, method 10 of
   Newcombe 1998) for the difference of rates, two-proportion pooled z-test p-value;
-- amounts: Welch's t interval and test (unequal variances, Welch–Satterthwaite df).
+- amounts: Welch's t interval and test (unequal variances, Welch-Satterthwaite df).
 The sample-ratio check is Pearson's chi-square goodness of fit against the planned shares.
 """
 
@@ -64,7 +64,7 @@ def _relative(diff: float, base: float | None, low: float, high: float) -> dict[
 
 
 def compare_rates(treated: Group, holdout: Group, confidence: float = CONFIDENCE) -> dict[str, Any] | None:
-    """Difference of two proportions (treated − holdout) with Newcombe's interval and a z-test."""
+    """Difference of two proportions (treated - holdout) with Newcombe's interval and a z-test."""
     if treated.n == 0 or holdout.n == 0:
         return None
     p1, p2 = treated.total / treated.n, holdout.total / holdout.n
@@ -81,7 +81,7 @@ def compare_rates(treated: Group, holdout: Group, confidence: float = CONFIDENCE
 
 
 def compare_means(treated: Group, holdout: Group, confidence: float = CONFIDENCE) -> dict[str, Any] | None:
-    """Difference of two means (treated − holdout) with Welch's interval and test."""
+    """Difference of two means (treated - holdout) with Welch's interval and test."""
     v1, v2 = treated.variance, holdout.variance
     if v1 is None or v2 is None:
         return None

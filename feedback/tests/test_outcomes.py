@@ -8,8 +8,8 @@ from django.test import override_settings
 from feedback import outcomes
 from feedback.models import Outcome, UploadStatus
 from feedback.outcomes import MSG_NO_AUDIENCE
-from opsportal.errors import DomainError
 from feedback.tests.fixtures import churn_outcomes, upload_json
+from opsportal.errors import DomainError
 from registry.tests.fixtures import upload
 
 pytestmark = pytest.mark.django_db
@@ -34,8 +34,8 @@ def test_it_stores_outcomes_with_their_group(assigned, business_owner):
 
 
 def test_uploading_the_same_file_twice_changes_nothing(assigned, business_owner):
-    data = csv_of(churn_outcomes(assigned, treated_rate=0.2, holdout_rate=0.3)[:300] + [
-        {"entity_id": "c5", "kpi": "spend", "value": 12.5}])
+    churn = churn_outcomes(assigned, treated_rate=0.2, holdout_rate=0.3)[:300]
+    data = csv_of([*churn, {"entity_id": "c5", "kpi": "spend", "value": 12.5}])
     first = outcomes.outcomes_from_file(campaign=assigned, user=business_owner, upload_file=upload(data, "o.csv"))
     before = snapshot(assigned)
     second = outcomes.outcomes_from_file(campaign=assigned, user=business_owner, upload_file=upload(data, "o.csv"))
@@ -95,7 +95,8 @@ def test_it_bounds_the_rows_of_one_json_request(assigned, business_owner):
 
 
 @override_settings(FEEDBACK_INLINE_UPLOAD_BYTES=100)
-def test_a_big_file_waits_for_a_worker_then_is_read_in_chunks(assigned, business_owner, django_capture_on_commit_callbacks):
+def test_a_big_file_waits_for_a_worker_then_is_read_in_chunks(assigned, business_owner,
+                                                               django_capture_on_commit_callbacks):
     data = csv_of(churn_outcomes(assigned, treated_rate=0.2, holdout_rate=0.3))
     with django_capture_on_commit_callbacks(execute=False) as queued:
         pending = outcomes.outcomes_from_file(campaign=assigned, user=business_owner, upload_file=upload(data))
