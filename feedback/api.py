@@ -248,15 +248,15 @@ class TreatmentOutput(serializers.Serializer):
 
 
 class CampaignTreatmentApi(APIView):
-    """Who gets the action (every non-holdout entity): JSON pages, or `?format=csv` for the sending system."""
+    """Who gets the action (every non-holdout entity): JSON pages, or `?export=csv` for the sending system."""
 
     permission_classes = [Readers]
 
-    @extend_schema(parameters=[OpenApiParameter("format", str, enum=["json", "csv"], required=False)],
+    @extend_schema(parameters=[OpenApiParameter("export", str, enum=["csv"], required=False)],
                    responses={200: TreatmentOutput(many=True), (200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int) -> Response | HttpResponse:
         campaign = selectors.campaign_for(request.user, pk)
-        if request.query_params.get("format") == "csv":
+        if request.query_params.get("export") == "csv":
             response = HttpResponse(treatment_csv(campaign), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-treatment.csv"'
             return response
@@ -338,12 +338,12 @@ class AnalysisOutput(serializers.Serializer):
 
 class CampaignAnalysisApi(APIView):
     """The latest analysis (refreshed by a worker when outcomes land); `?refresh=1` recomputes it now,
-    `?format=csv` exports one line per KPI and arm."""
+    `?export=csv` exports one line per KPI and arm."""
 
     permission_classes = [Readers]
 
     @extend_schema(parameters=[OpenApiParameter("refresh", bool, required=False),
-                               OpenApiParameter("format", str, enum=["json", "csv"], required=False)],
+                               OpenApiParameter("export", str, enum=["csv"], required=False)],
                    responses={200: AnalysisOutput, (200, "text/csv"): OpenApiTypes.BINARY})
     def get(self, request: Request, pk: int) -> Response | HttpResponse:
         campaign = selectors.campaign_for(request.user, pk)
@@ -351,7 +351,7 @@ class CampaignAnalysisApi(APIView):
         if cached is None or request.query_params.get("refresh") in ("1", "true"):
             cached = analysis.campaign_analyse(campaign_id=campaign.pk)
             campaign.refresh_from_db()
-        if request.query_params.get("format") == "csv":
+        if request.query_params.get("export") == "csv":
             response = HttpResponse(analysis_csv(cached.result), content_type="text/csv")
             response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-analysis.csv"'
             return response

@@ -34,7 +34,7 @@ def campaign_list(user: Any, *, model: str = "") -> QuerySet[Campaign]:
     found = campaigns_visible_to(user).annotate(audience=Count("assignments", distinct=True))
     if model:
         found = found.filter(model__name=model)
-    return found.select_related("analysis")
+    return found.select_related("analysis").order_by("-created_at", "-id")
 
 
 def can_run_campaign(user: Any, model: Any) -> bool:
