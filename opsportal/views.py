@@ -32,6 +32,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         items.append(("scoring:jobs", "Scoring", "lightning"))
         items.append(("monitoring:alerts", "Alerts", "exclamation-triangle"))
         items.append(("feedback:list", "Campaigns", "megaphone"))
+    if has_role(user, Role.DATA_SCIENTIST, Role.APPROVER):
+        items.append(("retraining:runs", "Retraining", "arrow-repeat"))
     if has_role(user, Role.APPROVER):
         items.append(("accounts:audit", "Audit trail", "journal-check"))
     if has_role(user, Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER):
