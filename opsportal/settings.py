@@ -339,6 +339,8 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "registry.models.VersionStatus",
         "PromotionStatusEnum": "registry.models.RequestStatus",
         "DeliveryStatusEnum": "accounts.models.WebhookDelivery.Status",
+        # Monitoring and retraining runs share one set of states.
+        "RunStatusEnum": "retraining.models.RunStatus",
     },
 }
 

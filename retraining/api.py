@@ -21,7 +21,7 @@ MSG_CANNOT_START = "Only data scientists of the owning team (or admins) can star
 Readers = role_permission(Role.DATA_SCIENTIST, Role.APPROVER, Role.BUSINESS_OWNER)
 
 
-class RunOutput(serializers.ModelSerializer):
+class RetrainingRunOutput(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
     requested_by = serializers.CharField(source="requested_by.username", default=None)
     champion_version = serializers.IntegerField(source="champion.number", default=None)
@@ -46,14 +46,14 @@ class RunListCreateApi(APIView):
         reason = serializers.CharField(required=False, allow_blank=True, max_length=300, default="",
                                        help_text="Why, shown on the run (e.g. “new quarter's data”).")
 
-    @extend_schema(responses=RunOutput(many=True))
+    @extend_schema(responses=RetrainingRunOutput(many=True))
     def get(self, request: Request, name: str) -> Response:
         model = registry_selectors.model_for(request.user, name)
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.runs_visible_to(request.user, model=model.name), request, self)
-        return paginator.get_paginated_response(RunOutput(page, many=True).data)
+        return paginator.get_paginated_response(RetrainingRunOutput(page, many=True).data)
 
-    @extend_schema(request=Input, responses={202: RunOutput})
+    @extend_schema(request=Input, responses={202: RetrainingRunOutput})
     def post(self, request: Request, name: str) -> Response:
         model = registry_selectors.model_for(request.user, name)
         if not registry_selectors.can_change_model(request.user, model):
@@ -62,7 +62,7 @@ class RunListCreateApi(APIView):
         data.is_valid(raise_exception=True)
         run = services.run_start(model=model, trigger=Trigger.API, user=request.user,
                                  detail=data.validated_data["reason"], ip=_ip(request))
-        return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
+        return Response(RetrainingRunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RunDetailApi(APIView):
@@ -70,9 +70,9 @@ class RunDetailApi(APIView):
 
     permission_classes = [Readers]
 
-    @extend_schema(responses=RunOutput)
+    @extend_schema(responses=RetrainingRunOutput)
     def get(self, request: Request, pk: int) -> Response:
-        return Response(RunOutput(selectors.run_for(request.user, pk)).data)
+        return Response(RetrainingRunOutput(selectors.run_for(request.user, pk)).data)
 
 
 def _ip(request: Request) -> Any:
