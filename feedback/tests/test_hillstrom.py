@@ -89,6 +89,7 @@ def check_rate(kpi, arm, treated: pd.Series, holdout: pd.Series) -> None:
 def check_mean(kpi, arm, treated: pd.Series, holdout: pd.Series) -> None:
     group, base, comparison = _rows(kpi, arm)
     assert group["mean"] == pytest.approx(treated.mean(), rel=1e-9)
+    assert base["mean"] == pytest.approx(holdout.mean(), rel=1e-9)
     welch = scipy_stats.ttest_ind(treated, holdout, equal_var=False)
     interval = welch.confidence_interval(0.95)
     assert comparison["diff"] == pytest.approx(treated.mean() - holdout.mean(), rel=1e-9)
