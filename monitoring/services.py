@@ -431,8 +431,8 @@ def run_execute(*, run_id: int) -> MonitoringRun | None:
     try:
         with tempfile.TemporaryDirectory(prefix="opsportal-monitor-") as tmp:
             result = _compute(run, Path(tmp))
+            result["report"] = _report(run, result, Path(tmp))
             _finish(run, result)
-            _report(run, result, Path(tmp))
     except Exception as exc:  # the reason is stored and shown; the worker moves on
         logger.exception("monitoring run %s failed", run_id)
         _fail(run, exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"[:500])
@@ -606,7 +606,7 @@ def _finish(run: MonitoringRun, result: dict[str, Any]) -> None:
         "rows_reference": result["profile"].rows, "service": result.get("service", {}),
         "prediction_drift": result.get("prediction_drift", {}), "data_quality": result.get("quality", {}),
         "performance": result.get("performance", {}), "estimated_performance": result.get("estimated", {}),
-        "status_reason": "" if result["rows"] else MSG_NO_ROWS,
+        "status_reason": "" if result["rows"] else MSG_NO_ROWS, **result.get("report", {}),
     }
     if dataset is not None:
         fields.update(columns_total=len(dataset.columns), columns_drifted=dataset.drifted_count,
@@ -640,21 +640,21 @@ def _json_safe(value: Any) -> Any:
     return _json.loads(_json.dumps(value, default=str))
 
 
-def _report(run: MonitoringRun, result: dict[str, Any], workdir: Path) -> None:
-    """Evidently's HTML for people; a failure here never fails the run."""
+def _report(run: MonitoringRun, result: dict[str, Any], workdir: Path) -> dict[str, str]:
+    """Evidently's HTML for people, stored before the run is marked finished; a failure never fails the run."""
     if "typed" not in result:
-        return
+        return {}
     try:
         references = {c["name"]: c["kind"] for c in result["profile"].columns}
         reference = _reference_frame(run.version, workdir)
         path = reports.render(reference, result["typed"], references)
         blob = reports.store(path)
-        MonitoringRun.objects.filter(pk=run.pk).update(report_key=blob.key, report_error="")
         path.unlink(missing_ok=True)
         path.parent.rmdir()
     except Exception as exc:  # Evidently's own limits (e.g. an empty column) leave the verdicts intact
         logger.exception("report of run %s failed", run.pk)
-        MonitoringRun.objects.filter(pk=run.pk).update(report_error=f"{type(exc).__name__}: {exc}"[:500])
+        return {"report_key": "", "report_error": f"{type(exc).__name__}: {exc}"[:500]}
+    return {"report_key": blob.key, "report_error": ""}
 
 
 def _fail(run: MonitoringRun, reason: str) -> None:
