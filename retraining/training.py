@@ -80,8 +80,11 @@ def _predictions_frame(recipe: TrainingRecipe) -> pd.DataFrame:
     from scoring.models import PredictionLog
 
     since = timezone.now() - timedelta(days=recipe.window_days)
-    labels = dict(Label.objects.filter(model=recipe.model_id).values_list("entity_id", "label"))
-    logged = (PredictionLog.objects.filter(model=recipe.model_id, created_at__gte=since, entity_id__in=list(labels))
+    labelled = Label.objects.filter(model=recipe.model_id)
+    labels = dict(labelled.values_list("entity_id", "label"))
+    # A subquery, not a list: a parameter list would hit PostgreSQL's bind-parameter limit.
+    logged = (PredictionLog.objects.filter(model=recipe.model_id, created_at__gte=since,
+                                           entity_id__in=labelled.values("entity_id"))
               .order_by("entity_id", "-created_at", "-id").values_list("entity_id", "features", "created_at"))
     rows, seen = [], set()
     for entity_id, features, created_at in logged.iterator(chunk_size=2000):

@@ -43,6 +43,9 @@ def test_it_registers_a_challenger_with_lineage_and_opens_a_promotion_request(ch
     request = PromotionRequest.objects.get(version=version)
     assert (request.requester, request.target, request.status) == (data_scientist, "production", "open")
     assert f"/retraining/runs/{run.pk}/" in request.justification
+    with pytest.raises(promotions.GovernanceError) as refused:  # the recipe owner cannot approve it
+        promotions.promotion_decide(request=request, user=data_scientist, decision="approve")
+    assert refused.value.code == "four_eyes"
     champion.refresh_from_db()
     assert champion.stage == "production"
 
