@@ -10,8 +10,10 @@ from accounts.services import token_digest
 
 
 def token_for_secret(raw: str) -> ApiToken | None:
-    """The token matching `raw` (active or not), with its user."""
-    return ApiToken.objects.select_related("user").filter(digest=token_digest(raw)).first()
+    """The token matching `raw` (active or not), with its user and the user's roles (one query)."""
+    from accounts.hotpath import token_with_user
+
+    return token_with_user(token_digest(raw))
 
 
 def tokens_of(user: Any) -> QuerySet[ApiToken]:

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     query_list = [q["sql"][:140] for q in queries.captured_queries]
 
     user = User.objects.get(username="bench-author")
-    model = selectors.model_for(user, "churn")
+    model, version_pk = selectors.model_for_scoring(user, "churn")
     version = services.resolve_version(model, alias=None, number=None)
     parsed = inputs.parse(bodies[0], version.signature)
     result = services.predict(model=model, body=bodies[0])
@@ -158,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     # Steps of the request path, called on their own. The scoring code changes often: a step whose
     # function changed shape is reported as "n/a" instead of stopping the profile.
     sections: list[tuple[str, Callable[[], Any]]] = [
-        ("token lookup (SHA-256 + query, with user)", lambda: account_selectors.token_for_secret(token)),
-        ("role check (user + groups queries)", fresh_user_roles),
-        ("registry.selectors.model_for", lambda: selectors.model_for(user, "churn")),
-        ("scoring.services.resolve_version", lambda: services.resolve_version(model, alias=None, number=None)),
+        ("token, user and roles (SHA-256 + one query)", lambda: account_selectors.token_for_secret(token)),
+        ("role check without the token query (user + groups)", fresh_user_roles),
+        ("model, visibility and champion (one query)", lambda: selectors.model_for_scoring(user, "churn")),
+        ("scoring.services.ready_version_for (memory)",
+         lambda: services.ready_version_for(model, version_pk, alias=None, number=None)),
         ("scoring.services._challenger", lambda: services._challenger(model)),
         ("scoring.inputs.parse", lambda: inputs.parse(bodies[0], version.signature)),
         ("scoring.services._score (model)", lambda: services._score(version, parsed.records)),

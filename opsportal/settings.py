@@ -76,6 +76,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "opsportal.middleware.RequestSizeLimitMiddleware",
+    # Token-authenticated JSON predictions answered here; anything else goes on to DRF.
+    "scoring.fastlane.PredictFastLaneMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

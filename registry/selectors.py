@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, Team
 from opsportal.roles import Role, has_role, user_roles
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, RegistryPolicy, TrustedType
 
@@ -22,18 +23,39 @@ def models_visible_to(user: Any) -> QuerySet[RegisteredModel]:
     return models.none()
 
 
-def model_for_scoring(user: Any, name: str) -> RegisteredModel:
-    """`model_for` without the extras pages need: one small query on the prediction path."""
-    models = RegisteredModel.objects.only("id", "name", "team_id")
-    if has_role(user, Role.APPROVER, Role.BUSINESS_OWNER):
-        model = models.filter(name=name).first()
-    elif has_role(user, Role.DATA_SCIENTIST):
-        model = models.filter(name=name, team__members=user).first()
-    else:
-        model = None
-    if model is None:
+def model_for_scoring(user: Any, name: str, *, alias: str = "champion",
+                      number: int | None = None) -> tuple[RegisteredModel, int | None]:
+    """The model (id, name, team) and the id of the version to score, in one SQL round trip.
+
+    The version is the one holding `alias`, or version `number` when given (None: there is
+    none). Raises 404 when `user` may not see the model. Hand-written SQL because this runs
+    on every prediction, where building an ORM query costs more than answering it.
+    """
+    seen_all = has_role(user, Role.APPROVER, Role.BUSINESS_OWNER)
+    if not seen_all and not has_role(user, Role.DATA_SCIENTIST):
         raise Http404("No such model.")
-    return model
+    with connection.cursor() as cursor:
+        cursor.execute(_scoring_sql(number is not None), [number if number is not None else alias, user.pk, name])
+        row = cursor.fetchone()
+    if row is None or not (seen_all or row[4]):
+        raise Http404("No such model.")
+    model = RegisteredModel.from_db(connection.alias, ["id", "name", "team_id"], list(row[:3]))
+    return model, row[3]
+
+
+def _scoring_sql(by_number: bool) -> str:
+    qn = connection.ops.quote_name
+    members = Team.members.through._meta.db_table
+    target = (f"SELECT v.{qn('id')} FROM {qn(ModelVersion._meta.db_table)} v "  # noqa: S608  (quoted names from model metadata; values are parameters)
+              f"WHERE v.{qn('model_id')} = m.{qn('id')} AND v.{qn('number')} = %s") if by_number else (
+        f"SELECT a.{qn('version_id')} FROM {qn(ModelAlias._meta.db_table)} a "  # noqa: S608  (quoted names from model metadata; values are parameters)
+        f"WHERE a.{qn('model_id')} = m.{qn('id')} AND a.{qn('name')} = %s")
+    return (
+        f"SELECT m.{qn('id')}, m.{qn('name')}, m.{qn('team_id')}, ({target}), "  # noqa: S608  (quoted names from model metadata; values are parameters)
+        f"EXISTS (SELECT 1 FROM {qn(members)} tm WHERE tm.{qn('team_id')} = m.{qn('team_id')} "
+        f"AND tm.{qn('user_id')} = %s) "
+        f"FROM {qn(RegisteredModel._meta.db_table)} m WHERE m.{qn('name')} = %s"
+    )
 
 
 def can_change_model(user: Any, model: RegisteredModel) -> bool:

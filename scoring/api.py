@@ -64,8 +64,9 @@ class PredictApi(APIView):
         alias = request.query_params.get("alias") or None
         if alias is not None and alias not in AliasName.values:
             raise services.ScoringError("validation_error", "Unknown alias.", details={"alias": AliasName.values})
-        model = selectors.model_for_scoring(request.user, name)
-        return Response(services.predict(model=model, body=request.data, alias=alias, explain=_explain(request)))
+        model, pk = selectors.model_for_scoring(request.user, name, alias=alias or AliasName.CHAMPION)
+        return Response(services.predict(model=model, body=request.data, alias=alias, explain=_explain(request),
+                                         version_pk=pk))
 
 
 class VersionPredictApi(APIView):
@@ -78,8 +79,9 @@ class VersionPredictApi(APIView):
     @extend_schema(request=PredictInput, responses=PredictOutput, parameters=[
         OpenApiParameter("explain", bool, required=False, description="Per-row contributions of each input.")])
     def post(self, request: Request, name: str, number: int) -> Response:
-        model = selectors.model_for_scoring(request.user, name)
-        return Response(services.predict(model=model, body=request.data, number=number, explain=_explain(request)))
+        model, pk = selectors.model_for_scoring(request.user, name, number=number)
+        return Response(services.predict(model=model, body=request.data, number=number, explain=_explain(request),
+                                         version_pk=pk))
 
 
 class ScoringConfigApi(APIView):

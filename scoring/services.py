@@ -33,18 +33,32 @@ class ScoringError(DomainError):
     pass
 
 
+class Unset:
+    """Marks an argument not given (None is a meaningful value)."""
+
+
+UNSET = Unset()
+
+
 def resolve_version(model: RegisteredModel, *, alias: str | None, number: int | None) -> ModelVersion:
     """The version to score with. The alias is read every time (a promotion shows on the next request);
     the version itself comes from memory once loaded."""
     if number is not None:
         pk = model.versions.filter(number=number).values_list("pk", flat=True).first()
-        if pk is None:
-            raise ScoringError("not_found", f"No version {number} of {model.name}.", status=404)
     else:
+        pk = (ModelAlias.objects.filter(model_id=model.pk, name=alias or AliasName.CHAMPION)
+              .values_list("version_id", flat=True).first())
+    return ready_version_for(model, pk, alias=alias, number=number)
+
+
+def ready_version_for(model: RegisteredModel, pk: int | None, *, alias: str | None,
+                      number: int | None) -> ModelVersion:
+    """The ready version `pk` that `alias` or `number` pointed at, or the error saying why not."""
+    if pk is None and number is not None:
+        raise ScoringError("not_found", f"No version {number} of {model.name}.", status=404)
+    if pk is None:
         name = alias or AliasName.CHAMPION
-        pk = ModelAlias.objects.filter(model_id=model.pk, name=name).values_list("version_id", flat=True).first()
-        if pk is None:
-            raise ScoringError("no_champion", MSG_NO_CHAMPION.format(name=model.name, alias=name), status=409)
+        raise ScoringError("no_champion", MSG_NO_CHAMPION.format(name=model.name, alias=name), status=409)
     version = cache.ready_version(pk)
     if version is None:
         status = ModelVersion.objects.filter(pk=pk).values_list("number", "status").first()
@@ -117,17 +131,19 @@ def _shadow(version_id: int, parsed: inputs.ParsedInput, request_id: str) -> Non
 
 
 def predict(*, model: RegisteredModel, body: Any, alias: str | None = None, number: int | None = None,
-            explain: bool = False) -> dict[str, Any]:
+            explain: bool = False, version_pk: int | Unset | None = UNSET) -> dict[str, Any]:
     """Validate rows against the version's signature and score them.
 
     Without an alias or version: the champion, except rows whose entity falls in the
     canary share (challenger), and a shadow copy scored off the response path.
+    `version_pk`: the id `alias`/`number` points at, when the caller looked it up already.
     """
     started = time.perf_counter()
     if settings.SCORING_BACKGROUND_THREADS:
         cache.ensure_warmer()
     explicit = alias is not None or number is not None
-    version = resolve_version(model, alias=alias, number=number)
+    version = (resolve_version(model, alias=alias, number=number) if isinstance(version_pk, Unset)
+               else ready_version_for(model, version_pk, alias=alias, number=number))
     config, challenger = (None, None) if explicit else _challenger(model)
     parsed = inputs.parse(body, version.signature)
     labels, probabilities = _score(version, parsed.records)
