@@ -53,6 +53,7 @@ WORKERS = 2  # = the machine's cores; the same for both servers
 REQUEST_ROWS = 100  # distinct customers cycled through by the load generator
 TARGET_RATIO = 10.0  # the issue's targets
 TARGET_MEDIAN_MS = 5.0
+TARGET_LOG_COST = 0.05  # prediction logging may cost at most this share of real-time throughput
 NOISY_CORES = 0.15  # other processes' CPU (cores) during a phase above which it may be disturbed...
 SATURATED = 0.8  # ...when, with them, the machine was busier than this share of its cores (else they used idle CPU)
 PHASE_ATTEMPTS = 2  # a noisy phase runs at most this many times; the quietest attempt is kept
@@ -439,17 +440,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log(f"OpsPortal set up: churn v{portal['version']} {portal['stage']}, engine {portal['engine']} "
         f"({portal_setup['seconds']:.0f}s)")
 
-    portal_port, mlflow_port = free_port(), free_port()
+    portal_port, quiet_port, mlflow_port = free_port(), free_port(), free_port()
+    bodies = [json.dumps({"rows": [row], "ids": [cid]}).encode() for cid, row in zip(ids, rows, strict=True)]
     contenders = [
-        Contender("opsportal", "OpsPortal (gunicorn)", Server("OpsPortal (gunicorn)", [
-            str(PORTAL_PYTHON), "-m", "gunicorn", "opsportal.wsgi:application", "--bind", f"{LOOPBACK}:{portal_port}",
-            "--workers", str(WORKERS), "--threads", "1"], env=portal_env(),
-            log_path=WORK / "logs" / "portal-gunicorn.log", port=portal_port),
-            loadgen.Target(name="opsportal", port=portal_port, path="/api/v1/models/churn/predict",
-                           headers={"Authorization": f"Bearer {portal['token']}"},
-                           bodies=[json.dumps({"rows": [row], "ids": [cid]}).encode()
-                                   for cid, row in zip(ids, rows, strict=True)]),
-            "/healthz", first_label),
+        portal_contender("opsportal", "OpsPortal (gunicorn)", portal_port, portal["token"], bodies, log_rate="1"),
         Contender("mlflow", "MLflow (mlflow models serve)", Server("MLflow (mlflow models serve)", [
             str(MLFLOW_VENV / "bin" / "mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
             "-p", str(mlflow_port), "-h", LOOPBACK, "--workers", str(WORKERS)], env=_mlflow_env(),
@@ -457,18 +451,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             loadgen.Target(name="mlflow", port=mlflow_port, path="/invocations",
                            bodies=[json.dumps({"dataframe_records": [row]}).encode() for row in rows]),
             "/ping", first_label),
+        # The same portal with the prediction log switched off: what logging costs.
+        portal_contender("opsportal_nolog", "OpsPortal, log off", quiet_port, portal["token"], bodies, log_rate="0"),
     ]
     log_rows_before = prediction_log_rows()
     results = measure_all(contenders, expected, plan)
     log_rows_after = prediction_log_rows()  # the web processes are gone; their last log batch was written at exit
     results["opsportal"]["prediction_log_rows_written"] = (
         log_rows_after - log_rows_before if log_rows_before is not None and log_rows_after is not None else None)
-    return report(plan, results["opsportal"], results["mlflow"], portal, mlflow_versions, setup_seconds={
+    return report(plan, results["opsportal"], results["mlflow"], results["opsportal_nolog"], portal, mlflow_versions,
+                  setup_seconds={
         "fit": fitting["seconds"], "mlflow_env_and_model": mlflow_setup["seconds"],
         "portal_migrate_register_validate_promote": portal_setup["seconds"]})
 
 
-def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[str, Any],
+def portal_contender(key: str, label: str, port: int, token: str, bodies: list[bytes], *,
+                     log_rate: str) -> Contender:
+    return Contender(key, label, Server(label, [
+        str(PORTAL_PYTHON), "-m", "gunicorn", "opsportal.wsgi:application", "--bind", f"{LOOPBACK}:{port}",
+        "--workers", str(WORKERS), "--threads", "1"], env={**portal_env(), "PREDICTION_LOG_SAMPLE_RATE": log_rate},
+        log_path=WORK / "logs" / f"{key}-gunicorn.log", port=port),
+        loadgen.Target(name=key, port=port, path="/api/v1/models/churn/predict",
+                       headers={"Authorization": f"Bearer {token}"}, bodies=bodies),
+        "/healthz", first_label)
+
+
+def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], quiet: dict[str, Any], portal: dict[str, Any],
            mlflow_versions: dict[str, str], setup_seconds: dict[str, float]) -> dict[str, Any]:
     def ratio_of(mode: str) -> float:
         theirs = mlf[mode]["throughput"]["rps"]
@@ -491,8 +499,9 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
                "p99 ms @1", "req/s @1", "errors", "CPU ms/req"]
     tables = [Table(f"Real-time scoring, 1 row per request, {MODE_LABELS[mode]} ({WORKERS} worker processes each, "
                     f"{plan.loadgen}, {plan.rounds} interleaved round{'s' if plan.rounds > 1 else ''})", columns,
-                    [row("OpsPortal", ops[mode]), row("MLflow", mlf[mode])]) for mode, _ in MODES]
-    everything = [m[mode][phase] for m in (ops, mlf) for mode, _ in MODES for phase in PHASES]
+                    [row("OpsPortal", ops[mode]), row("MLflow", mlf[mode]), row("OpsPortal, log off", quiet[mode])])
+              for mode, _ in MODES]
+    everything = [m[mode][phase] for m in (ops, mlf, quiet) for mode, _ in MODES for phase in PHASES]
     noise = max(x["other_cores"] for x in everything)
     steal = max(x["steal_cores"] for x in everything)
     generator = max(x["generator_cpu_share_of_one_core"] or 0.0 for x in everything)
@@ -536,6 +545,13 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
                      "target": f"< {TARGET_MEDIAN_MS}", "passed": median < TARGET_MEDIAN_MS}]
     targets_rows.append(["CPU per request, MLflow / OpsPortal (new connection per request)",
                          f"{cost_ratio(headline):.2f}x", "(info)", "-"])
+    log_cost = log_cost_of(ops, quiet, headline)
+    targets_rows += [
+        ["prediction logging: throughput lost (new connection per request)", f"{log_cost['throughput']:.1%}",
+         f"< {TARGET_LOG_COST:.0%}", "PASS" if log_cost["throughput"] < TARGET_LOG_COST else "FAIL"],
+        ["prediction logging: extra CPU per request", f"{log_cost['cpu']:.1%}", "(info)", "-"]]
+    targets.append({"figure": "prediction_log_throughput_cost", "mode": headline, "measured": log_cost["throughput"],
+                    "target": f"< {TARGET_LOG_COST}", "passed": log_cost["throughput"] < TARGET_LOG_COST})
     tables.append(Table("Targets (from the issue)", ["figure", "measured", "target", "result"], targets_rows,
                         notes=["The first mode is the headline: OpsPortal's gunicorn sync workers close every "
                                "connection anyway, so both servers then do the same TCP work per request.",
@@ -549,10 +565,12 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
                     "mlflow_rps": mlf[headline]["throughput"]["rps"],
                     "mlflow_median_ms": mlf[headline]["single_client"]["latency_ms"]["p50"],
                     "keepalive_throughput_ratio": ratio_of("keepalive"),
-                    "cpu_per_request_ratio": cost_ratio(headline)},
+                    "cpu_per_request_ratio": cost_ratio(headline),
+                    "prediction_log_throughput_cost": log_cost["throughput"],
+                    "prediction_log_cpu_cost": log_cost["cpu"]},
         "targets": targets,
         "tables": tables,
-        "servers": {"opsportal": ops, "mlflow": mlf},
+        "servers": {"opsportal": ops, "mlflow": mlf, "opsportal_nolog": quiet},
         "config": {"connections": c, "warmup_s": plan.warmup_s, "single_s": plan.single_s,
                    "throughput_s": plan.throughput_s, "rounds": plan.rounds, "loadgen": plan.loadgen,
                    "workers_each": WORKERS, "request_rows": REQUEST_ROWS, "modes": dict(MODE_LABELS),
@@ -567,6 +585,14 @@ def report(plan: Plan, ops: dict[str, Any], mlf: dict[str, Any], portal: dict[st
         "machine_noise": {"max_other_cores": noise, "max_steal_cores": steal, "disturbed_phases": disturbed,
                           "quiet": disturbed == 0},
     }
+
+
+def log_cost_of(ops: dict[str, Any], quiet: dict[str, Any], mode: str) -> dict[str, float]:
+    """Share of throughput lost, and extra CPU per request, with every prediction logged vs none."""
+    with_log, without = ops[mode]["throughput"], quiet[mode]["throughput"]
+    lost = 1 - with_log["rps"] / without["rps"] if without["rps"] else float("nan")
+    mine, base = with_log["server_cpu_ms_per_request"], without["server_cpu_ms_per_request"]
+    return {"throughput": lost, "cpu": mine / base - 1 if mine and base else float("nan")}
 
 
 def first_label(payload: dict[str, Any]) -> str:

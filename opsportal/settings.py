@@ -324,6 +324,8 @@ REST_FRAMEWORK = {
         "predict": env_str("API_THROTTLE_PREDICT", "60000/min"),
     },
     "EXCEPTION_HANDLER": "opsportal.api.exception_handler",
+    # `?format=` belongs to the endpoints (e.g. results as csv or parquet), not to DRF's renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_SCHEMA_CLASS": "opsportal.schema.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

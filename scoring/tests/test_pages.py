@@ -75,6 +75,8 @@ def test_it_shows_100_percent_and_the_downloads_when_done(client, ready_version,
     assert f'href="/api/v1/scoring-jobs/{job.pk}/result"' in html
     assert f'href="/api/v1/scoring-jobs/{job.pk}/result?format=parquet"' in html
     assert client.get(f"/api/v1/scoring-jobs/{job.pk}/result").status_code == 200
+    parquet = client.get(f"/api/v1/scoring-jobs/{job.pk}/result?format=parquet")
+    assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
 
 
 def test_it_shows_the_percent_mid_job(client, ready_version, data_scientist):
