@@ -55,6 +55,7 @@ MSG_NO_PRODUCTION = "Nothing is in production for this model."
 MSG_NO_PREVIOUS = "There is no earlier production version to roll back to."
 MSG_NOT_REQUESTER = "Only the requester or an admin can withdraw this request."
 MSG_EVAL_NO_TARGET = "neither a holdout set for the model nor reference data with a target column exists"
+MSG_NO_AUTO_PROMOTE = "{model}'s own approval policy does not allow automatic promotion."
 
 
 class GovernanceError(DomainError):
@@ -284,6 +285,24 @@ def _promote_if_ready(request: PromotionRequest, *, actor: Any) -> bool:
     return True
 
 
+def promotion_auto_approve(*, request: PromotionRequest, reason: str, payload: dict[str, Any]) -> bool:
+    """Approve `request` with no person deciding: only where the model's own policy switched automatic
+    promotion on (never the default policy). The caller has checked the gates and the comparison.
+    Returns False when the request was no longer open."""
+    model = request.version.model
+    if not ApprovalPolicy.objects.filter(model=model, auto_promote=True).exists():
+        raise GovernanceError("forbidden", MSG_NO_AUTO_PROMOTE.format(model=model.name), status=403)
+    with transaction.atomic():
+        if not _close(request, RequestStatus.APPROVED, None, reason):
+            return False
+        _move_to(request.version, request.target, actor=None, kind=TransitionKind.PROMOTION, request=request,
+                 reason=reason)
+        audit_record(actor=None, action="model.promoted", target=request.version,
+                     payload={"target": request.target, "request": request.pk, "automatic": True, **payload})
+        _notify_decided(request, "approved", None, reason)
+    return True
+
+
 # --- stage moves -------------------------------------------------------------------------------------
 
 
@@ -435,6 +454,7 @@ def _notify_decided(request: PromotionRequest, outcome: str, user: Any, comment:
     event = "model.promoted" if outcome == "approved" else "promotion.rejected"
     title = (f"{request.version} promoted to {request.target}" if outcome == "approved"
              else f"{request.version} → {request.target} rejected")
-    body = f"Decided by {user.get_username()}." + (f" Reason: {comment}" if comment else "")
+    decider = user.get_username() if user is not None else "OpsPortal (automatic, by the model's policy)"
+    body = f"Decided by {decider}." + (f" Reason: {comment}" if comment else "")
     _notify(event=event, model=request.version.model, title=title, body=body, url=f"/approvals/{request.pk}/",
             recipients={request.requester, *request.version.model.owners.all()})

@@ -42,7 +42,6 @@ from registry.models import (
     PromotionRequest,
     RegisteredModel,
     RequestStatus,
-    TransitionKind,
     VersionStatus,
 )
 from retraining import recipes, training
@@ -582,12 +581,8 @@ def _auto_promote(run: RetrainingRun, request: PromotionRequest, results: list[d
         PromotionRequest.objects.filter(pk=request.pk, status=RequestStatus.OPEN).update(
             gate_results=results, gates_at_open=results, gates_status=GatesStatus.PASSED, evaluation=comparison,
             gates_evaluated_at=timezone.now(), champion_at_evaluation=champion)
-        if not promotions._close(request, RequestStatus.APPROVED, None, reason):
+        if not promotions.promotion_auto_approve(request=request, reason=reason, payload={"run": run.pk}):
             return False
-        promotions._move_to(request.version, request.target, actor=None, kind=TransitionKind.PROMOTION,
-                            request=request, reason=reason)
-        audit_record(actor=None, action="model.promoted", target=request.version,
-                     payload={"target": request.target, "request": request.pk, "automatic": True, "run": run.pk})
         RetrainingRun.objects.filter(pk=run.pk).update(auto_promoted=True)
     _log(run.pk, f"v{request.version.number} promoted to {request.target} automatically.")
     return True

@@ -268,3 +268,16 @@ def test_two_approvers_at_once_give_one_decision(candidate, data_scientist, appr
     assert sorted(outcomes) == ["already_decided", "approved"]
     assert PromotionRequest.objects.get(pk=request.pk).approvals.count() == 1
     assert StageTransition.objects.filter(to_stage="production").count() == 1
+
+
+def test_it_auto_approves_only_where_the_models_own_policy_allows_it(candidate, data_scientist):
+    set_policy(auto_promote=True)  # the default policy's switch never counts
+    request = open_request(candidate, data_scientist)
+    with pytest.raises(promotions.GovernanceError) as refused:
+        promotions.promotion_auto_approve(request=request, reason="retrained", payload={})
+    assert refused.value.status == 403
+    ApprovalPolicy.objects.create(model=candidate.model, auto_promote=True)
+    assert promotions.promotion_auto_approve(request=request, reason="retrained", payload={"run": 1})
+    candidate.refresh_from_db()
+    assert candidate.stage == "production"
+    assert AuditEvent.objects.filter(action="model.promoted", payload__automatic=True).exists()
