@@ -549,7 +549,15 @@ def labels_upsert(*, model: RegisteredModel, user: Any, rows: Iterable[ingest.Ro
         audit_record(actor=user, action="labels.uploaded", target=model, ip=ip, payload={
             "created": report.created, "updated": report.updated, "unchanged": report.unchanged,
             "failed": report.failed})
+        # Realized performance of recent monitoring runs is recomputed with the new labels.
+        transaction.on_commit(lambda: _refresh_performance(model.pk), robust=True)
     return report
+
+
+def _refresh_performance(model_id: int) -> None:
+    from monitoring.tasks import performance_refresh
+
+    performance_refresh.delay(model_id)
 
 
 def labels_from_file(*, model: RegisteredModel, user: Any, upload: Any, ip: str | None = None) -> UpsertReport:

@@ -8,6 +8,7 @@ import opsportal.schema  # noqa: F401  (registers the OpenAPI auth extension)
 from accounts import urls as accounts_urls
 from feedback import urls as feedback_urls
 from monitoring import urls as monitoring_urls
+from monitoring import views as monitoring_views
 from opsportal import views
 from registry import urls as registry_urls
 from retraining import urls as retraining_urls
@@ -24,6 +25,8 @@ api_v1 = [pattern for app in APPS for pattern in app.api_urlpatterns]
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Prometheus scrapes the conventional path (token or signed-in approver, see MONITORING_METRICS_TOKEN).
+    path("metrics", monitoring_views.metrics, name="metrics"),
     path("system/", views.system, name="system"),
     path("system/ping/", views.system_ping, name="system-ping"),
     path("system/pings/<int:pk>/row/", views.system_ping_row, name="system-ping-row"),

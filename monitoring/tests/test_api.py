@@ -90,7 +90,7 @@ def test_it_exports_prometheus_gauges_to_the_token_holder(ready_version: ModelVe
     log_predictions(ready_version, churn_frame(200, seed=54))
     services.run_execute(run_id=services.run_request(model=ready_version.model, user=None).pk)
     services.alert_raise(model=ready_version.model, key="k", severity=Severity.CRITICAL, title="down")
-    response = Client().get("/monitoring/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
     text = response.content.decode()
     assert response.status_code == 200 and response["Content-Type"].startswith("text/plain; version=0.0.4")
     assert 'opsportal_drift_share{model="churn",version="1"}' in text
