@@ -8,7 +8,7 @@ The story (about 90 days, today included):
 3. traffic: every day customers are scored by the product's own predict service and logged;
    their monthly charges creep up (a price rise), so drift grows in that one feature, and
    churn becomes more price- and age-sensitive than v1 learned;
-4. a retention campaign on two weeks of the riskiest customers, with a 20% holdout assigned by
+4. a retention campaign on four weeks of the riskiest customers, with a 20% holdout assigned by
    the product; the offer really lowers churn, and outcomes arrive over the following weeks;
 5. weekly monitoring runs over the log (drift, quality, estimated performance, service health,
    Evidently reports) with the default alert rules plus the team's own drift rule: alerts open;
@@ -79,7 +79,7 @@ class Size:
     per_day: int = 150
     batches_per_day: int = 6
     training_rows: int = 1500
-    campaign_days: tuple[int, int] = (14, 28)  # customers scored on these days (from the start) are targeted
+    campaign_days: tuple[int, int] = (14, 42)  # customers scored on these days (from the start) are targeted
     campaign_top: int = 1600
     run_every_days: int = 7
 
@@ -158,9 +158,9 @@ def customers(rng: np.random.Generator, rows: int, drift: float = 0.0) -> pd.Dat
 def churn_probability(frame: pd.DataFrame, behaviour: float = 0.0) -> np.ndarray:
     """The true chance to churn. As `behaviour` (0..1) grows, customers grow more price-sensitive and
     seniors churn more: what v1 never saw and a model retrained on recent labels learns."""
-    logit = (-1.0 - 0.05 * frame["tenure"] + (0.025 + 0.015 * behaviour) * (frame["MonthlyCharges"] - 50)
+    logit = (-1.0 - 0.05 * frame["tenure"] + (0.025 + 0.02 * behaviour) * (frame["MonthlyCharges"] - 50)
              - 1.6 * (frame["Contract"] != "Month-to-month") + 0.9 * (frame["PaymentMethod"] == "Electronic check")
-             + 2.0 * behaviour * frame["SeniorCitizen"])
+             + 2.5 * behaviour * frame["SeniorCitizen"])
     return (1 / (1 + np.exp(-logit.to_numpy(dtype=float)))).round(6)
 
 
@@ -280,7 +280,7 @@ def traffic(demo: Demo) -> int:
 
 
 def campaign(demo: Demo) -> Any:
-    """Two weeks of the riskiest scored customers, 20% held out by the product; the offer works."""
+    """Four weeks of the riskiest scored customers, 20% held out by the product; the offer works."""
     from feedback import outcomes
     from feedback import services as feedback_services
     from feedback.analysis import campaign_analyse
@@ -292,7 +292,7 @@ def campaign(demo: Demo) -> Any:
     first, last = (demo.start + timedelta(days=d) for d in demo.size.campaign_days)
     spec = CampaignSpec(
         name="Spring retention offer", seed="spring-retention",
-        description="A 15% discount for three months, emailed to the customers the model ranks as most likely "
+        description="A 10% discount for three months, emailed to the customers the model ranks as most likely "
                     "to leave. One in five of them is held out to measure what the offer changes.",
         kpis=[KpiSpec("churned_60d", label="Churned within 60 days", direction="lower", value_per_unit=420,
                       is_primary=True),
@@ -314,7 +314,7 @@ def campaign(demo: Demo) -> Any:
         demo.churned[entity] = left
         when = demo.scored_at[entity] + timedelta(days=int(demo.rng.integers(5, 60)))
         months = float(demo.rng.uniform(0, 2)) if left else 3.0
-        revenue = round(charges[entity] * months * (1.0 if holdout else 0.85), 2)
+        revenue = round(charges[entity] * months * (1.0 if holdout else 0.9), 2)
         body += [{"entity_id": entity, "kpi": "churned_60d", "value": int(left), "observed_at": when.isoformat()},
                  {"entity_id": entity, "kpi": "revenue_90d", "value": revenue, "observed_at": when.isoformat()}]
     outcomes.outcomes_from_json(campaign=created, user=bruno, body=body)
