@@ -24,7 +24,7 @@ from accounts.services import token_create
 from opsportal.roles import Role
 
 # Real models and data built in code, shared by every app's tests.
-pytest_plugins = ["registry.tests.fixtures"]
+pytest_plugins = ["registry.tests.fixtures", "opsportal.tests.browser"]
 
 PASSWORD = "correct-horse-battery-9"
 PERSONAS: dict[str, tuple[Role, ...]] = {
