@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from accounts.services import audit_record
@@ -158,57 +160,306 @@ def _count_failed_chunk(chunk_id: int) -> None:
     _finish_if_done(chunk.job_id)
 
 
-def _plan_rows(job: ScoringJob, chunk: ScoringChunk) -> pd.DataFrame:
+# Each worker process keeps the plans it is scoring on local disk, hash-checked once when copied:
+# a chunk then reads only its own row group instead of copying and hashing the whole plan again.
+PLANS_KEPT = 2
+_plans: OrderedDict[str, Path] = OrderedDict()
+_plans_dir: list[Path] = []
+
+
+def _local_plan(job: ScoringJob) -> Path:
+    found = _plans.get(job.plan_sha256)
+    if found is not None and found.exists():
+        _plans.move_to_end(job.plan_sha256)
+        return found
+    if not _plans_dir or not _plans_dir[0].is_dir():
+        _plans_dir[:] = [Path(tempfile.mkdtemp(prefix="opsportal-plans-"))]
+    with artifacts.blob_local_copy(job.plan_key, job.plan_sha256, _plans_dir[0]) as path:
+        _plans[job.plan_sha256] = path
+    while len(_plans) > PLANS_KEPT:
+        _plans.popitem(last=False)[1].unlink(missing_ok=True)
+    return path
+
+
+def _plan_rows(job: ScoringJob, chunk: ScoringChunk) -> Any:
+    """The chunk's rows as an Arrow table (its row group of the plan)."""
     import pyarrow.parquet as pq
 
-    with tempfile.TemporaryDirectory(prefix="opsportal-chunk-") as tmp, \
-            artifacts.blob_local_copy(job.plan_key, job.plan_sha256, Path(tmp)) as path:
-        frame = pq.ParquetFile(path).read_row_group(chunk.index).to_pandas()
-    frame.index = range(chunk.start_row, chunk.start_row + len(frame))
-    return frame
+    return pq.ParquetFile(_local_plan(job)).read_row_group(chunk.index)
 
 
-def coerce(frame: pd.DataFrame, signature: dict[str, Any]) -> tuple[pd.DataFrame, dict[int, str]]:
-    """Typed model inputs from file rows, and a readable error for each row that cannot be."""
+def _is_text(column: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+
+
+def _blank(column: Any) -> np.ndarray:
+    """Missing, or text that is empty once stripped (numbers are never blank, NaN is missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if _is_text(column):
+        empty = pc.equal(pc.utf8_trim_whitespace(column), "")
+        return pc.or_kleene(column.is_null(), pc.fill_null(empty, False)).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(column.type):
+        return pc.fill_null(pc.is_nan(column), True).to_numpy(zero_copy_only=False)
+    return column.is_null().to_numpy(zero_copy_only=False)
+
+
+def _numbers(column: Any, blank: np.ndarray) -> pd.Series:
+    """Numbers for a numeric input; text that is not a number becomes NaN (reported by the caller)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        return column.to_pandas()
+    if _is_text(column):
+        try:  # Arrow's parser in C++; any text it refuses goes through pandas, which says which rows
+            return pc.cast(pc.if_else(pa.array(blank), None, column), pa.float64()).to_pandas()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    raw = column.to_pandas()
+    return pd.to_numeric(raw.where(~blank), errors="coerce")
+
+
+def coerce(table: Any, signature: dict[str, Any], first_row: int = 0) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Typed model inputs from file rows (an Arrow table), and a readable error for each row that cannot be.
+
+    Masks are computed over whole columns; only rows with a problem are visited one by one.
+    """
     errors: dict[int, list[str]] = {}
-    typed = pd.DataFrame(index=frame.index)
-    for column in signature.get("inputs", []):
-        name, raw = column["name"], frame[column["name"]]
-        blank = raw.isna() | raw.astype(str).str.strip().eq("")
-        if column["dtype"] in ("integer", "float", "boolean"):
-            values = pd.to_numeric(raw.where(~blank), errors="coerce")
-            bad = values.isna() & ~blank
-            for row in frame.index[bad]:
-                errors.setdefault(row, []).append(f"{name}: expected a number, got {raw[row]!r}"[:200])
+    typed: dict[str, Any] = {}
+    for spec in signature.get("inputs", []):
+        name = spec["name"]
+        column = table.column(name).combine_chunks()
+        blank = _blank(column)
+        if spec["dtype"] in ("integer", "float", "boolean"):
+            values = _numbers(column, blank)
+            for position in np.flatnonzero(values.isna().to_numpy() & ~blank):
+                raw = column[int(position)].as_py()
+                errors.setdefault(first_row + int(position), []).append(
+                    f"{name}: expected a number, got {raw!r}"[:200])
         else:
-            values = raw.where(~blank)
-        if not column.get("nullable"):
-            for row in frame.index[blank]:
-                errors.setdefault(row, []).append(f"{name}: is empty, and this column never is")
-        typed[name] = values
-    return typed, {row: "; ".join(problems) for row, problems in errors.items()}
+            values = column.to_pandas()
+            if blank.any():
+                values = values.where(~blank)
+        if not spec.get("nullable"):
+            for position in np.flatnonzero(blank):
+                errors.setdefault(first_row + int(position), []).append(f"{name}: is empty, and this column never is")
+        typed[name] = values.to_numpy() if isinstance(values, pd.Series) else values
+    frame = pd.DataFrame(typed, index=pd.RangeIndex(first_row, first_row + table.num_rows))
+    return frame, {row: "; ".join(problems) for row, problems in errors.items()}
 
 
-def _results(job: ScoringJob, frame: pd.DataFrame, typed: pd.DataFrame, errors: dict[int, str]) -> list[ScoringResult]:
-    ids = frame[job.id_column].astype(str).tolist() if job.id_column else [""] * len(frame)
-    good = [row for row in frame.index if row not in errors]
-    rows = {row: ScoringResult(job=job, row_number=row, entity_id=entity[:200], error=errors.get(row, ""))
-            for row, entity in zip(frame.index, ids, strict=True)}
-    if good:
+def _predict(predictor: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels and class probabilities; the ONNX twin computes both in one run."""
+    if getattr(predictor, "engine", "") != "onnx":
+        labels = np.asarray(predictor.predict(frame))
+        return labels, predictor.predict_proba(frame) if predictor.classes is not None else None
+    outputs = predictor.session.run(None, predictor.feed(frame))
+    labels = np.asarray(outputs[0])
+    if predictor.classes is None:
+        return labels.reshape(len(frame), -1)[:, 0], None
+    labels = labels.ravel()
+    if len(outputs) < 2:
+        return labels, None
+    probabilities = outputs[1]
+    if isinstance(probabilities, list):  # ZipMap output: one dict per row
+        return labels, np.array([[row[c] for c in predictor.classes] for row in probabilities], dtype=float)
+    return labels, np.asarray(probabilities, dtype=float)
+
+
+class Scored:
+    """One chunk's outcome, column by column: what is written to ScoringResult."""
+
+    def __init__(self, rows: np.ndarray, ids: Any, errors: np.ndarray) -> None:
+        self.rows, self.ids, self.errors = rows, ids, errors  # errors: "" for a scored row
+        self.good = errors == ""
+        self.labels: np.ndarray | None = None  # per scored row
+        self.probabilities: np.ndarray | None = None
+        self.classes: list[str] | None = None
+
+    @property
+    def failed(self) -> int:
+        return int((~self.good).sum())
+
+    def scores(self) -> np.ndarray | None:
+        if self.labels is None:
+            return None
+        if self.probabilities is None:
+            return self.labels.astype(float)
+        # the positive class of a binary classifier, else the winning class's probability
+        return self.probabilities[:, 1] if self.probabilities.shape[1] == 2 else self.probabilities.max(axis=1)
+
+
+def _entity_ids(table: Any, id_column: str) -> Any:
+    """The id of each row as text (at most 200 characters; a missing id is empty), as an Arrow array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not id_column:
+        return pa.array([""] * table.num_rows, pa.string())
+    column = table.column(id_column).combine_chunks()
+    if not _is_text(column):
+        column = pa.array(column.to_pandas().astype(str).where(column.is_valid().to_numpy(zero_copy_only=False), ""),
+                          pa.string())
+    return pc.utf8_slice_codeunits(pc.fill_null(column.cast(pa.string()), ""), 0, 200)
+
+
+def _score_chunk(job: ScoringJob, chunk: ScoringChunk) -> tuple[Scored, pd.DataFrame]:
+    table = _plan_rows(job, chunk)
+    typed, row_errors = coerce(table, job.version.signature, chunk.start_row)
+    rows = np.arange(chunk.start_row, chunk.start_row + table.num_rows)
+    errors = np.full(len(rows), "", dtype=object)
+    for row, message in row_errors.items():
+        errors[row - chunk.start_row] = message
+    scored = Scored(rows, _entity_ids(table, job.id_column), errors)
+    if scored.good.any():
         predictor = cache.predictor_for(job.version)
-        subset = typed.loc[good]
-        labels = np.asarray(predictor.predict(subset)).tolist()
-        probabilities = predictor.predict_proba(subset) if predictor.classes is not None else None
-        classes = [str(c) for c in predictor.classes] if predictor.classes is not None else None
-        for position, row in enumerate(good):
-            result = rows[row]
-            result.prediction = labels[position]
-            if probabilities is not None:
-                result.probabilities = dict(zip(classes, map(float, probabilities[position]), strict=True))
-                result.score = float(probabilities[position][1] if len(classes) == 2 else max(probabilities[position]))
-            else:
-                result.score = float(labels[position])
-    return list(rows.values())
+        subset = typed if scored.good.all() else typed[scored.good]
+        scored.labels, scored.probabilities = _predict(predictor, subset)
+        scored.classes = [str(c) for c in predictor.classes] if predictor.classes is not None else None
+    return scored, typed
+
+
+def _json_labels(labels: np.ndarray) -> Any:
+    """Each label as JSON text: encoded once per distinct value (a classifier has a handful)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes, distinct = pd.factorize(labels)
+    encoded = pa.array([json.dumps(v.item() if hasattr(v, "item") else v) for v in distinct], pa.string())
+    return pc.take(encoded, pa.array(codes))
+
+
+def _json_probabilities(probabilities: np.ndarray, classes: list[str]) -> Any:
+    """`{"<class>": p, ...}` per row, built by Arrow; numbers print as the shortest exact decimal."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: list[Any] = []
+    for position, name in enumerate(classes):
+        parts.append(("{" if position == 0 else ", ") + json.dumps(name) + ": ")
+        parts.append(pc.cast(pa.array(probabilities[:, position].astype(np.float64)), pa.string()))
+    return pc.binary_join_element_wise(*parts, "}", "")
+
+
+def _results_table(job: ScoringJob, scored: Scored) -> Any:
+    """The chunk's ScoringResult rows as an Arrow table in the table's column order (for COPY)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n, good = len(scored.rows), np.flatnonzero(scored.good)
+
+    # per scored row -> per input row: failed rows point past the end, at a null
+    positions = np.full(n, len(good), dtype=np.int64)
+    positions[good] = np.arange(len(good))
+
+    def spread(values: Any, kind: Any) -> Any:
+        if values is None:
+            return pa.nulls(n, kind)
+        values = values if isinstance(values, pa.Array) else pa.array(values, kind)
+        return values if len(good) == n else pc.take(pa.concat_arrays([values, pa.nulls(1, kind)]), positions)
+
+    probabilities = None
+    if scored.probabilities is not None and scored.classes is not None:
+        probabilities = _json_probabilities(scored.probabilities, scored.classes)
+    return pa.table({
+        "job_id": pa.array(np.full(n, job.pk, dtype=np.int64)),
+        "row_number": pa.array(scored.rows.astype(np.int64)),
+        "entity_id": scored.ids,
+        "prediction": spread(_json_labels(scored.labels) if scored.labels is not None else None, pa.string()),
+        "probabilities": spread(probabilities, pa.string()),
+        "score": spread(scored.scores(), pa.float64()),
+        "error": pa.array(scored.errors, pa.string()),
+    })
+
+
+RESULT_COLUMNS = ("job_id", "row_number", "entity_id", "prediction", "probabilities", "score", "error")
+
+
+def _copy_results(job: ScoringJob, scored: Scored) -> None:
+    """PostgreSQL: the chunk's rows in one COPY, inside the caller's transaction (under the unique key)."""
+    import pyarrow.csv as pacsv
+
+    buffer = io.BytesIO()
+    pacsv.write_csv(_results_table(job, scored), buffer, write_options=pacsv.WriteOptions(include_header=False))
+    statement = (f"COPY {ScoringResult._meta.db_table} ({', '.join(RESULT_COLUMNS)}) "
+                 "FROM STDIN WITH (FORMAT csv)")
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+        copy.write(buffer.getbuffer())
+
+
+def _result_objects(job: ScoringJob, scored: Scored) -> list[ScoringResult]:
+    ids = scored.ids.to_pylist()
+    results = [ScoringResult(job=job, row_number=int(row), entity_id=entity, error=error)
+               for row, entity, error in zip(scored.rows.tolist(), ids, scored.errors.tolist(), strict=True)]
+    if scored.labels is None:
+        return results
+    labels, scores = scored.labels.tolist(), scored.scores().tolist()
+    probabilities = scored.probabilities.tolist() if scored.probabilities is not None else None
+    for position, index in enumerate(np.flatnonzero(scored.good).tolist()):
+        result = results[index]
+        result.prediction, result.score = labels[position], scores[position]
+        if probabilities is not None and scored.classes is not None:
+            result.probabilities = dict(zip(scored.classes, probabilities[position], strict=True))
+    return results
+
+
+def _write_results(job: ScoringJob, scored: Scored) -> None:
+    if connection.vendor == "postgresql":
+        _copy_results(job, scored)
+    else:
+        ScoringResult.objects.bulk_create(_result_objects(job, scored), batch_size=2000)
+
+
+def _safe_texts(values: Any) -> Any:
+    """safe_cell over an Arrow string array: text starting like a formula gets a leading quote."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    risky = pc.is_in(pc.utf8_slice_codeunits(values, 0, 1), value_set=pa.array(list(FORMULA_PREFIXES)))
+    return pc.if_else(risky, pc.binary_join_element_wise("'", values, ""), values)
+
+
+def _label_cells(labels: np.ndarray) -> Any:
+    """Labels as the CSV shows them: text through safe_cell, numbers as Python prints them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes, distinct = pd.factorize(labels)
+    cells = [safe_cell(v) if isinstance(v, str) else str(v.item() if hasattr(v, "item") else v) for v in distinct]
+    return pc.take(pa.array(cells, pa.string()), pa.array(codes))
+
+
+def _export_lines(job: ScoringJob, scored: Scored) -> bytes:
+    """The chunk's scored rows as lines of the results CSV (row, id, prediction, probabilities, version)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    good = np.flatnonzero(scored.good)
+    if not len(good) or scored.labels is None:
+        return b""
+    ids = scored.ids if len(good) == len(scored.rows) else scored.ids.take(pa.array(good))
+    columns = {"row": pa.array(scored.rows[good]), "id": _safe_texts(ids), "prediction": _label_cells(scored.labels)}
+    known = scored.classes or []
+    for name in _classes(job):  # the header's classes, from the signature, as the row-by-row writer did
+        columns[f"probability_{name}"] = (
+            pa.array(scored.probabilities[:, known.index(name)].astype(np.float64))
+            if scored.probabilities is not None and name in known else pa.nulls(len(good), pa.float64()))
+    columns["model_version"] = pa.array(np.full(len(good), job.version.number, dtype=np.int64))
+    buffer = io.BytesIO()
+    pacsv.write_csv(pa.table(columns), buffer, write_options=pacsv.WriteOptions(include_header=False))
+    return buffer.getvalue()
+
+
+def _store_export(job: ScoringJob, scored: Scored) -> artifacts.Blob:
+    """Stored by content: a second execution of the chunk finds the same bytes under the same key."""
+    with tempfile.NamedTemporaryFile(prefix="opsportal-export-") as tmp:
+        tmp.write(_export_lines(job, scored))
+        tmp.flush()
+        return artifacts.blob_put(Path(tmp.name), "results")
 
 
 def chunk_run(*, chunk_id: int) -> None:
@@ -217,23 +468,23 @@ def chunk_run(*, chunk_id: int) -> None:
     if chunk is None:
         return
     job = chunk.job
-    frame = _plan_rows(job, chunk)
-    typed, errors = coerce(frame, job.version.signature)
-    results = _results(job, frame, typed, errors)
-    failed = sum(1 for r in results if r.error)
+    scored, typed = _score_chunk(job, chunk)
+    export = _store_export(job, scored)
     try:
         with transaction.atomic():
             if not ScoringChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING).update(
-                status=ChunkStatus.DONE, finished_at=timezone.now()
+                status=ChunkStatus.DONE, finished_at=timezone.now(), export_key=export.key,
+                export_sha256=export.sha256,
             ):
                 return
-            ScoringResult.objects.bulk_create(results, batch_size=2000)
+            _write_results(job, scored)
             ScoringJob.objects.filter(pk=job.pk).update(
-                rows_done=F("rows_done") + len(results) - failed, rows_failed=F("rows_failed") + failed)
+                rows_done=F("rows_done") + len(scored.rows) - scored.failed,
+                rows_failed=F("rows_failed") + scored.failed)
     except IntegrityError:
         return  # another execution of this chunk committed first: its rows stand, once
     if job.log_predictions:
-        log.record(_log_rows(job, results, typed))
+        log.record(_log_rows(job, _result_objects(job, scored), typed))
         log.flush()
     _finish_if_done(job.pk)
 
@@ -271,15 +522,30 @@ def _finish_if_done(job_id: int) -> None:
 
 
 def chunks_reconcile(*, stale_after: timedelta | None = None) -> int:
-    """Re-queue chunks stuck in `running` (their worker died); returns how many."""
+    """Re-queue chunks whose message died with a worker; returns how many.
+
+    - `running` for longer than stale_after: its worker died mid-chunk;
+    - `pending` in a job where nothing has happened for stale_after (no chunk running, none started
+      or finished): the planner died while queueing the chunks, or a dead worker held their messages.
+      Such a chunk is stamped as re-queued (started_at) so a slow queue does not get it again
+      before another stale_after has passed; a second delivery of a chunk is harmless anyway
+      (it finds the chunk done, or loses the race on the done flag).
+    """
     from scoring.tasks import chunk_run_task
 
-    cutoff = timezone.now() - (stale_after or timedelta(seconds=settings.SCORING_CHUNK_STALE_SECONDS))
+    now = timezone.now()
+    cutoff = now - (stale_after or timedelta(seconds=settings.SCORING_CHUNK_STALE_SECONDS))
     stuck = list(ScoringChunk.objects.filter(status=ChunkStatus.RUNNING, started_at__lt=cutoff,
                                              job__status=JobStatus.RUNNING).values_list("pk", flat=True))
-    for pk in stuck:
+    recent = ScoringChunk.objects.filter(job=OuterRef("job")).filter(
+        Q(status=ChunkStatus.RUNNING) | Q(started_at__gte=cutoff) | Q(finished_at__gte=cutoff))
+    stalled = ScoringChunk.objects.filter(status=ChunkStatus.PENDING, job__status=JobStatus.RUNNING,
+                                          job__started_at__lt=cutoff).exclude(Exists(recent))
+    lost = list(stalled.values_list("pk", flat=True))
+    ScoringChunk.objects.filter(pk__in=lost, status=ChunkStatus.PENDING).update(started_at=now)
+    for pk in stuck + lost:
         chunk_run_task.delay(pk)
-    return len(stuck)
+    return len(stuck) + len(lost)
 
 
 def job_cancel(*, job: ScoringJob, user: Any, ip: str | None = None) -> None:
@@ -299,11 +565,57 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+def _classes(job: ScoringJob) -> list[str]:
+    return [str(c) for c in job.version.signature.get("output", {}).get("classes", [])]
+
+
 def results_csv(job: ScoringJob, *, errors_only: bool = False) -> Iterator[str]:
-    """Streamed CSV: id, prediction, one probability column per class, model version (or the row errors)."""
+    """Streamed CSV: id, prediction, one probability column per class, model version (or the row errors).
+
+    The scored rows come from the lines each chunk stored with its done flag (hash-checked before
+    they are sent); jobs scored before chunks kept them are formatted from ScoringResult.
+    """
+    if errors_only:
+        return _results_csv_rows(job, errors_only=True)
+    parts = list(job.chunks.filter(status=ChunkStatus.DONE).order_by("index").values_list(
+        "export_key", "export_sha256"))
+    if all(key for key, _ in parts):
+        return _results_csv_parts(job, parts)
+    if connection.vendor == "postgresql":
+        return _results_csv_copy(job)
+    return _results_csv_rows(job)
+
+
+def _results_csv_parts(job: ScoringJob, parts: list[tuple[str, str]]) -> Iterator[str]:
+    yield _csv_header(job)
+    for key, sha256 in parts:
+        yield _verified_blob(key, sha256).decode()
+
+
+def _verified_blob(key: str, sha256: str) -> bytes:
+    """A stored blob's bytes, refused when they changed since they were stored (never sent half-checked)."""
+    import hashlib
+
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(key, "rb") as source:
+        data = source.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise artifacts.ArtifactTampered(f"stored bytes of {key} do not hash to {sha256}")
+    return data
+
+
+def _csv_header(job: ScoringJob) -> str:
+    header = ["row", "id", "prediction", *[f"probability_{c}" for c in _classes(job)], "model_version"]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow([safe_cell(h) for h in header])
+    return buffer.getvalue()
+
+
+def _results_csv_rows(job: ScoringJob, *, errors_only: bool = False) -> Iterator[str]:
     rows = job.results.order_by("row_number")
     rows = rows.exclude(error="") if errors_only else rows.filter(error="")
-    classes = [str(c) for c in job.version.signature.get("output", {}).get("classes", [])]
+    classes = _classes(job)
     header = ["row", "id", "error"] if errors_only else [
         "row", "id", "prediction", *[f"probability_{c}" for c in classes], "model_version"]
     buffer = io.StringIO()
@@ -324,11 +636,102 @@ def results_csv(job: ScoringJob, *, errors_only: bool = False) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+SQL_FORMULA_PREFIXES = ", ".join(f"E'{p.encode('unicode_escape').decode()}'" for p in FORMULA_PREFIXES)
+
+
+def _safe_sql(expression: str) -> str:
+    """safe_cell in SQL: text starting like a spreadsheet formula gets a leading quote."""
+    return (f"CASE WHEN left(({expression}), 1) IN ({SQL_FORMULA_PREFIXES}) "
+            f"THEN '''' || ({expression}) ELSE ({expression}) END")
+
+
+def _export_query(job: ScoringJob, *, safe: bool) -> Any:
+    """The scored rows in row order, one CSV line each, formatted by PostgreSQL.
+
+    Text labels and ids go through the spreadsheet guard when `safe`; numbers stay numbers;
+    probabilities are printed from the stored JSON, digits as stored.
+    """
+    from psycopg import sql
+
+    label = "prediction #>> '{}'"
+    text_label = _safe_sql(label) if safe else label
+    entity = _safe_sql("entity_id") if safe else "entity_id"
+    columns = [sql.SQL("row_number"), sql.SQL(entity), sql.SQL(
+        f"CASE jsonb_typeof(prediction) WHEN 'string' THEN {text_label} "
+        f"WHEN 'boolean' THEN initcap(({label})) ELSE ({label}) END")]
+    columns += [sql.SQL("probabilities ->> {}").format(sql.Literal(c)) for c in _classes(job)]
+    columns.append(sql.Literal(job.version.number))
+    return sql.SQL("COPY (SELECT {} FROM {} WHERE job_id = {} AND error = '' ORDER BY row_number) "
+                   "TO STDOUT WITH (FORMAT csv)").format(
+        sql.SQL(", ").join(columns), sql.Identifier(ScoringResult._meta.db_table), sql.Literal(job.pk))
+
+
+EXPORT_BLOCK_BYTES = 256 * 1024
+
+
+def _copy_out(job: ScoringJob, *, safe: bool) -> Iterator[bytes]:
+    """COPY TO STDOUT in blocks of about EXPORT_BLOCK_BYTES (psycopg hands over one row at a time)."""
+    block = bytearray()
+    with connection.cursor() as cursor, connection.wrap_database_errors, \
+            cursor.cursor.copy(_export_query(job, safe=safe)) as copy:
+        for data in copy:
+            block += data
+            if len(block) >= EXPORT_BLOCK_BYTES:
+                yield bytes(block)
+                block.clear()
+    if block:
+        yield bytes(block)
+
+
+def _results_csv_copy(job: ScoringJob) -> Iterator[str]:
+    yield _csv_header(job)
+    for block in _copy_out(job, safe=True):
+        yield block.decode()  # the same contract as the row-by-row writer: text
+
+
 def results_parquet(job: ScoringJob) -> bytes:
-    classes = [str(c) for c in job.version.signature.get("output", {}).get("classes", [])]
+    import pyarrow.parquet as pq
+
+    classes = _classes(job)
+    table = _results_arrow_copy(job, classes) if connection.vendor == "postgresql" else _results_arrow_rows(
+        job, classes)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def _prediction_type(job: ScoringJob) -> Any:
+    import pyarrow as pa
+
+    known = job.version.signature.get("output", {}).get("classes") or []
+    if known and all(isinstance(c, str) for c in known):
+        return pa.string()
+    if known and all(isinstance(c, int) and not isinstance(c, bool) for c in known):
+        return pa.int64()
+    return None  # regression or mixed labels: read as the values look
+
+
+def _results_arrow_copy(job: ScoringJob, classes: list[str]) -> Any:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = ["row", "id", "prediction", *[f"probability_{c}" for c in classes], "model_version"]
+    types = {"row": pa.int64(), "id": pa.string(), "model_version": pa.int64(),
+             **{f"probability_{c}": pa.float64() for c in classes}}
+    if (kind := _prediction_type(job)) is not None:
+        types["prediction"] = kind
+    data = b"".join(_copy_out(job, safe=False))
+    if not data:
+        return pa.table({name: pa.array([], types.get(name, pa.string())) for name in names})
+    return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(column_names=names),
+                          convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                                               quoted_strings_can_be_null=False))
+
+
+def _results_arrow_rows(job: ScoringJob, classes: list[str]) -> Any:
+    import pyarrow as pa
+
     records = [{"row": r.row_number, "id": r.entity_id, "prediction": r.prediction,
                 **{f"probability_{c}": (r.probabilities or {}).get(c) for c in classes},
                 "model_version": job.version.number} for r in job.results.filter(error="").order_by("row_number")]
-    buffer = io.BytesIO()
-    pd.DataFrame.from_records(records).to_parquet(buffer, index=False)
-    return buffer.getvalue()
+    return pa.Table.from_pandas(pd.DataFrame.from_records(records), preserve_index=False)

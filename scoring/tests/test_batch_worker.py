@@ -78,3 +78,14 @@ def test_a_whole_worker_killed_mid_job_is_recovered(celery_worker_process, ready
     wait_for(lambda: finished(job.pk, reconcile_after=3), timeout=180, interval=1)
     print(f"recovered {stuck} stuck chunk(s) in {time.monotonic() - started:.1f} s")
     assert_each_row_once(job, 30_000)
+
+
+def test_chunks_whose_messages_were_never_sent_are_queued_again(celery_worker_process, ready_version, data_scientist,
+                                                                 django_capture_on_commit_callbacks):
+    # The planner died right after its commit: the chunks exist, no message was ever sent for them.
+    with django_capture_on_commit_callbacks(execute=False):
+        job = submit(ready_version, data_scientist, rows=3000, chunk_size=1000)
+        batch.job_plan(job_id=job.pk)
+    assert set(ScoringChunk.objects.filter(job=job).values_list("status", flat=True)) == {"pending"}
+    wait_for(lambda: finished(job.pk, reconcile_after=1), timeout=120, interval=1)
+    assert_each_row_once(job, 3000)
