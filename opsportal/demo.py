@@ -432,8 +432,9 @@ STEPS: list[tuple[str, Callable[[Demo], Any]]] = [
 
 
 def new_demo(size: Size = FULL, seed: int = 20260301) -> Demo:
+    # The history ends at midnight: nothing is logged in the future, and the last weekly run has just happened.
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Demo(size=size, start=today - timedelta(days=size.days - 1), rng=np.random.default_rng(seed))
+    return Demo(size=size, start=today - timedelta(days=size.days), rng=np.random.default_rng(seed))
 
 
 def seed(size: Size = FULL, *, steps: list[str] | None = None, seed: int = 20260301) -> Demo:

@@ -7,6 +7,7 @@ from Debian's packages (never a downloaded one); without it the browser tests sk
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 LAPTOP = {"width": 1366, "height": 768}
 TABLET = {"width": 768, "height": 1024}
 SCREENSHOT_HEIGHT = 1000
+REFLOW_MS = 3000
 MSG_NO_CHROMIUM = (f"{CHROMIUM} is absent: the browser journeys use Debian's chromium "
                    "(apt-get install chromium; .ci/run installs it in CI)")
 MSG_NO_PLAYWRIGHT = "playwright is not installed: pip install -r requirements-dev.txt"
@@ -61,6 +63,12 @@ def browser() -> Iterator[Any]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = before
+
+
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the browser fixture skips with the reason
+    PlaywrightTimeout = TimeoutError  # type: ignore[misc,assignment]
 
 
 @dataclass
@@ -107,7 +115,8 @@ class Session:
         """No horizontal scrolling on each viewport (the page is reflowed for each); back to the laptop after."""
         for viewport in viewports or (LAPTOP, TABLET):
             self.page.set_viewport_size(viewport)
-            self.page.wait_for_timeout(150)  # charts resize on the window's resize event
+            with contextlib.suppress(PlaywrightTimeout):  # charts redraw shortly after the resize event
+                self.page.wait_for_function(f"({OVERFLOW_JS})() <= 0", timeout=REFLOW_MS)
             overflow = self.page.evaluate(OVERFLOW_JS)
             assert overflow <= 0, f"{self.page.url}: {overflow}px wider than a {viewport['width']}px screen"
         self.page.set_viewport_size(LAPTOP)
