@@ -19,7 +19,7 @@ from opsportal.errors import DomainError
 from registry.artifacts import ArtifactTampered
 from registry.models import AliasName, ModelAlias, ModelVersion, RegisteredModel
 from scoring import cache, inputs, log
-from scoring.models import ChallengerMode, PredictionLog, PredictionSource, ScoringConfig
+from scoring.models import ChallengerMode, PredictionSource, ScoringConfig
 
 logger = logging.getLogger(__name__)
 MSG_NO_CHAMPION = "{name} has no {alias} yet: promote a version, or call /versions/<n>/predict."
@@ -197,7 +197,7 @@ def _scores(result: dict[str, Any], classes: list[str] | None) -> list[float | N
 
 
 def _log_rows(version: ModelVersion, parsed: inputs.ParsedInput, result: dict[str, Any], source: str,
-              versions: list[int] | None = None) -> list[PredictionLog]:
+              versions: list[int] | None = None) -> list[log.LogRow]:
     features = parsed.records
     classes = [str(c) for c in version.signature.get("output", {}).get("classes", [])] or None
     ids = parsed.ids or [""] * len(features)
@@ -207,11 +207,10 @@ def _log_rows(version: ModelVersion, parsed: inputs.ParsedInput, result: dict[st
         by_number.update(dict(ModelVersion.objects.filter(model_id=version.model_id, number__in=set(versions))
                               .values_list("number", "pk")))
     numbers = versions or [version.number] * len(features)
-    now, per_row = timezone.now(), result["latency_ms"] / len(features)
+    now, per_row, request_id = timezone.now(), result["latency_ms"] / len(features), result["request_id"]
     return [
-        PredictionLog(created_at=now, model_id=version.model_id, version_id=by_number[number],
-                      request_id=result["request_id"], entity_id=str(entity)[:200], source=source, features=row,
-                      prediction=prediction, probabilities=proba, score=score, latency_ms=per_row)
+        log.LogRow(now, version.model_id, by_number[number], request_id, str(entity)[:200], source,
+                   log.encode(row), log.encode(prediction), log.encode(proba), score, per_row)
         for entity, row, prediction, proba, score, number in zip(
             ids, features, result["predictions"], probabilities, _scores(result, classes), numbers, strict=True)
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
 from registry import promotions
 from registry.models import ApprovalPolicy
@@ -121,6 +122,8 @@ def test_it_logs_every_scored_row_off_the_response_path(ready_version, client):
     assert str(first.request_id) == body["request_id"] and first.version == ready_version
     assert first.features == ROWS.iloc[0].to_dict() | {"tenure": int(ROWS.iloc[0]["tenure"])}
     assert first.score == pytest.approx(body["probabilities"][0]["Yes"])
+    assert first.probabilities == body["probabilities"][0] and first.prediction == body["predictions"][0]
+    assert abs((timezone.now() - first.created_at).total_seconds()) < 60
 
 
 def test_it_samples_the_log_when_asked(ready_version, client, settings):
