@@ -8,5 +8,6 @@ Register a new one by adding its module path to BENCHMARKS, in the order they ru
 BENCHMARKS: list[str] = [
     "benchmarks.realtime",  # real-time scoring vs mlflow models serve
     "benchmarks.batch",  # batch scoring end to end vs in-process predict_proba
-    # later: "benchmarks.drift" (drift reports vs Evidently), "benchmarks.campaign" (campaign analysis)
+    "benchmarks.drift",  # drift engine vs Evidently's DataDriftPreset
+    "benchmarks.campaign_analysis",  # 1,000,000 outcome rows analysed in PostgreSQL
 ]
