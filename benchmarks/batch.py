@@ -258,9 +258,9 @@ def wait_finished(api: Api, job_id: int) -> dict[str, Any]:
 # --- one measurement of each side ----------------------------------------------------------------------------
 
 
-def database_backends_cpu(database: str) -> float:
-    """User + system CPU so far of the PostgreSQL backends serving `database` (read from /proc)."""
-    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+def database_backends_cpu(database: str) -> dict[int, float]:
+    """User + system CPU so far of each PostgreSQL backend serving `database` (read from /proc), by pid."""
+    ticks, found = os.sysconf("SC_CLK_TCK"), {}
     marker = f" {database} ".encode()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -272,8 +272,13 @@ def database_backends_cpu(database: str) -> float:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+def backends_cpu_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used in between by the backends alive at the end (one that exited took its figure with it)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def measure_baseline(pipeline: Any, features: Any) -> dict[str, Any]:
@@ -299,7 +304,7 @@ def measure_portal(api: Api, args: argparse.Namespace, input_path: Path, number:
     done = time.perf_counter()
     machine_after = CpuSnapshot.take()
     cpu = {s.name: s.cpu_seconds() - before for s, before in zip(servers, cpu_before, strict=True)}
-    cpu["PostgreSQL backends"] = database_backends_cpu(database) - db_before
+    cpu["PostgreSQL backends"] = backends_cpu_since(db_before, database_backends_cpu(database))
     portal_cpu = sum(cpu.values())
     parquet_path = WORK / f"results-round{number}.parquet"
     with stopwatch() as parquet:
