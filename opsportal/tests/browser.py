@@ -41,9 +41,14 @@ FOCUS_VISIBLE_JS = """() => {
 OVERFLOW_JS = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """One headless chromium per test module."""
+    """A headless chromium for one test, started after its database is ready.
+
+    Not shared between tests: while Playwright's sync API is running, Django's per-context connection
+    handler hands out other connection objects, so a later test's serialized rollback would not see
+    the contents to restore (the roles and the default policy would vanish).
+    """
     if not CHROMIUM.exists():
         pytest.skip(MSG_NO_CHROMIUM)
     sync_api = pytest.importorskip("playwright.sync_api", reason=MSG_NO_PLAYWRIGHT)
@@ -142,7 +147,7 @@ class Session:
 
 
 @pytest.fixture
-def browse(browser: Any, live_server: Any) -> Iterator[Callable[[], Session]]:
+def browse(live_server: Any, browser: Any) -> Iterator[Callable[[], Session]]:
     """Open a fresh browser context (its own cookies) on the live server: `session = browse()`."""
     contexts: list[Any] = []
     sessions: list[Session] = []
