@@ -44,6 +44,7 @@ MSG_TOO_MANY = "The request has too many fields or files."
 MSG_BAD_REQUEST = "The request could not be understood."
 MSG_NOT_FOUND = "Not found."
 MSG_SERVER = "Something went wrong on our side; the error has been logged."
+MSG_UNAVAILABLE = "A service OpsPortal depends on is unavailable right now; try again in a moment."
 
 
 class ApiError(exceptions.APIException):
@@ -64,7 +65,19 @@ def error_response(status_code: int, code: str, message: str, details: Any = Non
     return JsonResponse(error_body(code, message, details), status=status_code)
 
 
+def _unavailable(exc: Exception) -> bool:
+    """The database or the broker is down (a restart, a network blip): a 503 to retry, not a 500."""
+    from django.db import InterfaceError
+    from django.db import OperationalError as DatabaseDown
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    return isinstance(exc, (DatabaseDown, InterfaceError, BrokerDown))
+
+
 def _django_error(exc: Exception) -> tuple[int, str, str] | None:
+    if _unavailable(exc):
+        logger.warning("Dependency unavailable: %s: %s", type(exc).__name__, exc)
+        return 503, "unavailable", MSG_UNAVAILABLE
     if isinstance(exc, RequestDataTooBig):
         return 413, "too_large", MSG_TOO_BIG
     if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
