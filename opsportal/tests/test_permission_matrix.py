@@ -76,6 +76,7 @@ RETRAIN = {"reason": "The uplift faded."}
 PAGES: dict[str, dict[str, Rule]] = {
     "": {"GET": EVERYONE},
     "healthz": {"GET": PUBLIC},
+    "metrics": {"GET": allow("AS", anonymous="no")},
     "system/": {"GET": ADMINS},
     "system/ping/": {"POST": ADMINS},
     "system/pings/<int:pk>/row/": {"GET": ADMINS},
