@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     bodies = [json.dumps({"rows": [row], "ids": [cid]}).encode() for cid, row in zip(ids, rows, strict=True)]
     contender = realtime.portal_contender("load", "OpsPortal (gunicorn)", port, portal["token"], bodies, log_rate="1")
     log(f"holding {rate:.0f} requests/s for {args.seconds:.0f}s on {args.load_connections} connections")
-    with contender.server.start() as server:
+    with contender.server as server:  # __enter__ starts it
         server.wait_listening(120, "/healthz")
         headers = contender.target.request_headers()
         for body in bodies[:20]:  # warm the model cache and the connection
