@@ -11,10 +11,25 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 _OWN_DIR = "OPSPORTAL_VAR_DIR" not in os.environ
 if _OWN_DIR:
     os.environ["OPSPORTAL_VAR_DIR"] = str(Path(__file__).resolve().parent.parent / "var" / "test" / str(os.getpid()))
+
+
+def _own_redis_database() -> None:
+    """Under pytest-xdist each test process talks to its own Redis database, so the worker one
+    process starts never takes another's tasks (and purging queues stays private)."""
+    name, url = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("CELERY_BROKER_URL", "")
+    if not name.startswith("gw") or not url.startswith("redis://"):
+        return
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    os.environ["CELERY_BROKER_URL"] = urlunsplit(parts._replace(path=f"/{base + 1 + int(name[2:])}"))
+
+
+_own_redis_database()
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.setdefault("SCORING_BACKGROUND_THREADS", "false")
 os.environ.setdefault("API_THROTTLE_USER", "100000/min")
