@@ -312,7 +312,7 @@ def campaign(demo: Demo) -> Any:
         chance = demo.truth[entity] * (1 if holdout else CAMPAIGN_EFFECT)
         left = bool(demo.rng.random() < chance)
         demo.churned[entity] = left
-        when = demo.scored_at[entity] + timedelta(days=int(demo.rng.integers(5, 60)))
+        when = demo.scored_at[entity] + timedelta(days=int(demo.rng.integers(5, 46)))  # all observed by today
         months = float(demo.rng.uniform(0, 2)) if left else 3.0
         revenue = round(charges[entity] * months * (1.0 if holdout else 0.9), 2)
         body += [{"entity_id": entity, "kpi": "churned_60d", "value": int(left), "observed_at": when.isoformat()},

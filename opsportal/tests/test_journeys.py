@@ -121,8 +121,9 @@ def test_it_lets_an_approver_read_the_gates_approve_and_see_the_new_champion(bro
     april.assert_fits()
     approve = april.page.get_by_test_id("approve")
     april.tab_to(approve)
-    april.page.keyboard.press("Enter")  # decided with the keyboard alone
-    april.page.wait_for_load_state("networkidle")
+    with april.page.expect_navigation():
+        april.page.keyboard.press("Enter")  # decided with the keyboard alone
+    april.settle()
     april.page.get_by_role("link", name="churn", exact=True).first.click()
     april.settle()
     assert april.page.get_by_test_id("alias-champion").inner_text().strip().endswith("champion: v2")
@@ -171,8 +172,8 @@ def test_it_lets_the_people_watching_a_model_acknowledge_an_alert(browse: Any, r
     row = person.page.get_by_role("row").filter(has_text="MonthlyCharges drifted")
     acknowledge = row.get_by_role("button", name="Acknowledge")
     person.tab_to(acknowledge)
-    person.page.keyboard.press("Enter")
-    person.page.wait_for_load_state("networkidle")
+    with person.page.expect_navigation():
+        person.page.keyboard.press("Enter")
     person.settle()
     assert f"by {demo.PEOPLE[role][0]}" in row.inner_text()
     alert.refresh_from_db()
