@@ -119,7 +119,7 @@ class MeApi(APIView):
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
         username = serializers.CharField()
-        email = serializers.EmailField()
+        email = serializers.EmailField(allow_blank=True)
         is_admin = serializers.BooleanField()
         roles = serializers.ListField(child=serializers.CharField())
 

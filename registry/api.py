@@ -406,7 +406,8 @@ class RegistryPolicyApi(APIView):
     def put(self, request: Request) -> Response:
         data = self.Body(data=request.data)
         data.is_valid(raise_exception=True)
-        policy = services.policy_set_allow_pickle(admin=request.user, ip=_ip(request), **data.validated_data)
+        policy = services.policy_set_allow_pickle(admin=request.user, ip=_ip(request),
+                                                  allow=data.validated_data["allow_pickle"])
         return Response(self.Body(policy).data)
 
 

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from accounts.services import audit_record
 from opsportal.errors import DomainError
+from opsportal.selectors import broker_check
 from registry import artifacts
 from registry.models import ModelVersion, RegisteredModel
 from scoring import cache, log
@@ -64,6 +65,9 @@ class BatchError(DomainError):
 def job_create(*, model: RegisteredModel, version: ModelVersion, user: Any, upload: Any, id_column: str = "",
                chunk_size: int = 5000, max_error_rate: float = 0.05, log_predictions: bool = False,
                ip: str | None = None) -> ScoringJob:
+    # A job the broker cannot take now is refused (503) before anything is stored; one enqueued in the
+    # moment the broker fails is planned later by the reconciler.
+    broker_check()
     with artifacts.uploaded_to_path(upload) as path:
         info = artifacts.check_dataset(path)
         if id_column and id_column not in info.columns:
@@ -534,7 +538,9 @@ def chunks_reconcile(*, stale_after: timedelta | None = None) -> int:
     from scoring.tasks import chunk_run_task
 
     now = timezone.now()
-    cutoff = now - (stale_after or timedelta(seconds=settings.SCORING_CHUNK_STALE_SECONDS))
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.SCORING_CHUNK_STALE_SECONDS)
+    cutoff = now - stale_after
     stuck = list(ScoringChunk.objects.filter(status=ChunkStatus.RUNNING, started_at__lt=cutoff,
                                              job__status=JobStatus.RUNNING).values_list("pk", flat=True))
     recent = ScoringChunk.objects.filter(job=OuterRef("job")).filter(
@@ -545,7 +551,18 @@ def chunks_reconcile(*, stale_after: timedelta | None = None) -> int:
     ScoringChunk.objects.filter(pk__in=lost, status=ChunkStatus.PENDING).update(started_at=now)
     for pk in stuck + lost:
         chunk_run_task.delay(pk)
-    return len(stuck) + len(lost)
+    return len(stuck) + len(lost) + _replan_unplanned(cutoff)
+
+
+def _replan_unplanned(cutoff: Any) -> int:
+    """Jobs still queued long after they were created: their planning message never reached the broker."""
+    from scoring.tasks import job_plan_task
+
+    waiting = list(ScoringJob.objects.filter(status=JobStatus.QUEUED, created_at__lt=cutoff)
+                   .values_list("pk", flat=True))
+    for pk in waiting:
+        job_plan_task.delay(pk)
+    return len(waiting)
 
 
 def job_cancel(*, job: ScoringJob, user: Any, ip: str | None = None) -> None:

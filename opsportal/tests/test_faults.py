@@ -217,10 +217,6 @@ def _scoring_jobs(portal: Portal) -> int:
 BATCH = "tenure,MonthlyCharges,SeniorCitizen,Contract,PaymentMethod\n5,70.5,0,Month-to-month,Electronic check\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "POST /api/v1/scoring-jobs/ with the broker down: scoring/batch.py job_create commits the job, then its "
-    "on-commit job_plan_task.delay fails; the client gets 503 (before opsportal/api.py mapped broker errors: "
-    "500) but the committed job stays queued with no task and no reconciler for unplanned jobs"))
 def test_it_refuses_a_batch_job_while_redis_is_down_and_leaves_nothing_half_done(redis_down):
     before = _scoring_jobs(redis_down)
     response = redis_down.call("POST", "/api/v1/scoring-jobs/", data={"model": "churn"},

@@ -137,3 +137,21 @@ def test_other_teams_cannot_see_a_job(ready_version, data_scientist, other_data_
                            upload=upload(csv_bytes(scoring_file(rows=10)), "in.csv"))
     assert api_client_for(other_data_scientist).get(f"/api/v1/scoring-jobs/{job.pk}/").status_code == 404
     assert api_client_for(other_data_scientist).get("/api/v1/scoring-jobs/").json()["count"] == 0
+
+
+def test_it_plans_a_job_whose_planning_message_was_lost(ready_version, data_scientist, monkeypatch):
+    from datetime import timedelta
+
+    from scoring import tasks
+
+    job = batch.job_create(model=ready_version.model, version=ready_version, user=data_scientist,
+                           upload=upload(csv_bytes(scoring_file(rows=10)), "in.csv"), id_column="customer_id")
+    sent = []
+    monkeypatch.setattr(tasks.job_plan_task, "delay", lambda pk: sent.append(pk))  # the broker, as the spy
+    assert batch.chunks_reconcile() == 0  # a fresh job is left alone
+    assert batch.chunks_reconcile(stale_after=timedelta(0)) == 1
+    assert sent == [job.pk]
+    batch.job_plan(job_id=job.pk)  # the re-sent message arrives: the job leaves `queued`
+    sent.clear()
+    batch.chunks_reconcile(stale_after=timedelta(0))
+    assert job.pk not in sent
