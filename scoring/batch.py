@@ -52,6 +52,7 @@ CHUNK_MAX_ATTEMPTS = 3
 MSG_MISSING_COLUMNS = "The file lacks columns the model needs: {columns}."
 MSG_ID_COLUMN = "The id column {column!r} is not in the file."
 MSG_CANNOT_CANCEL = "The job has already finished ({status})."
+MSG_CANCEL_NOT_YOURS = "Only whoever started the job, the model's data scientists, approvers and admins can cancel it."
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -565,7 +566,16 @@ def _replan_unplanned(cutoff: Any) -> int:
     return len(waiting)
 
 
+def can_cancel(user: Any, job: ScoringJob) -> bool:
+    from opsportal.roles import Role, has_role
+    from registry.selectors import can_change_model
+
+    return job.requested_by_id == user.pk or can_change_model(user, job.model) or has_role(user, Role.APPROVER)
+
+
 def job_cancel(*, job: ScoringJob, user: Any, ip: str | None = None) -> None:
+    if not can_cancel(user, job):
+        raise BatchError("permission_denied", MSG_CANCEL_NOT_YOURS, status=403)
     with transaction.atomic():
         if not ScoringJob.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(), status_reason=f"Cancelled by {user}."

@@ -187,6 +187,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "chunks": job.chunks.all(),
         "error_limit": f"{job.max_error_rate * 100:g}",
         "result_url": reverse("api-scoring-job-result", args=[job.pk]),
+        "can_cancel": batch.can_cancel(request.user, job),
     }
     return render(request, "scoring/job_detail.html", context)
 
@@ -206,6 +207,8 @@ def job_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(*READERS)
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponseRedirect:
     job = selectors.job_for(request.user, pk)
+    if not batch.can_cancel(request.user, job):
+        raise PermissionDenied(batch.MSG_CANCEL_NOT_YOURS)
     try:
         batch.job_cancel(job=job, user=request.user, ip=client_ip(request))
     except DomainError as error:

@@ -120,8 +120,7 @@ PAGES: dict[str, dict[str, Rule]] = {
     "scoring/new/": {"GET": READERS, "POST": READERS},
     "scoring/<int:pk>/": {"GET": TEAM_READ},
     "scoring/<int:pk>/progress/": {"GET": TEAM_READ},
-    # any scorer who can see a job may cancel it (scoring/views.py job_cancel); see the report
-    "scoring/<int:pk>/cancel/": {"POST": TEAM_READ},
+    "scoring/<int:pk>/cancel/": {"POST": TEAM_OPERATE},
     "scoring/models/<slug:name>/traffic/": {"GET": TEAM_READ, "POST": allow("AS", hide="X")},
     "monitoring/": {"GET": READERS},
     "monitoring/alerts/<int:pk>/": {"GET": TEAM_READ},
@@ -196,7 +195,7 @@ API: dict[str, dict[str, Rule]] = {
     "registry/policy/": {"GET": ADMINS, "PUT": ADMINS},
     "scoring-jobs/": {"GET": READERS, "POST": READERS},
     "scoring-jobs/<int:pk>/": {"GET": TEAM_READ},
-    "scoring-jobs/<int:pk>/cancel/": {"POST": TEAM_READ},
+    "scoring-jobs/<int:pk>/cancel/": {"POST": TEAM_OPERATE},
     "scoring-jobs/<int:pk>/result": {"GET": TEAM_READ},
     "models/<slug:name>/predict": {"POST": TEAM_READ},
     "models/<slug:name>/scoring-config/": {"GET": TEAM_READ, "PUT": allow("AS", hide="X")},
