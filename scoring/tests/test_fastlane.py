@@ -108,16 +108,16 @@ def test_it_hands_session_callers_and_non_json_bodies_to_drf(ready_version, clie
     assert response.status_code in (400, 403, 415)
 
 
-def test_it_honours_the_prediction_throttle(ready_version, api_client_for, data_scientist, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-                                                          "predict": "2/min"}}
-    api_settings.reload()
-    PredictRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+def test_it_honours_the_prediction_throttle(ready_version, api_client_for, data_scientist):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "predict": "2/min"}
     try:
-        client = api_client_for(data_scientist)
-        codes = [client.post(URL, {"rows": ROWS}, format="json").status_code for _ in range(3)]
-    finally:
+        with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}):
+            api_settings.reload()
+            PredictRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+            client = api_client_for(data_scientist)
+            codes = [client.post(URL, {"rows": ROWS}, format="json").status_code for _ in range(3)]
+    finally:  # after the override is gone: later tests get the suite's own rates back
         api_settings.reload()
         PredictRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    assert PredictRateThrottle.THROTTLE_RATES["predict"] != "2/min"
     assert codes == [200, 200, 429]
