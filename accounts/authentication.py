@@ -36,14 +36,15 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             raw = parts[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(MSG_TOKEN_INVALID) from None
-        user, token = self._check(selectors.token_for_secret(raw))
+        user, token = self.check(selectors.token_for_secret(raw))
         view = (getattr(request, "parser_context", None) or {}).get("view")
         if token.scope == TokenScope.PREDICT and not getattr(view, "allows_predict_scope", False):
             raise exceptions.PermissionDenied(MSG_SCOPE)
         return user, token
 
     @staticmethod
-    def _check(token: ApiToken | None) -> tuple[Any, ApiToken]:
+    def check(token: ApiToken | None) -> tuple[Any, ApiToken]:
+        """The token's user, or the reason the token is refused; records its use."""
         if token is None:
             raise exceptions.AuthenticationFailed(MSG_TOKEN_INVALID)
         if token.revoked_at is not None:

@@ -57,7 +57,7 @@ MSG_ALREADY_ACKNOWLEDGED = "This alert is already acknowledged."
 
 
 def alert_recipients(model: RegisteredModel) -> list[Any]:
-    """The model's team and owners, plus approvers for critical conditions."""
+    """The model's team and owners (`_notify_opened` adds approvers for critical alerts)."""
     team = list(model.team.members.filter(is_active=True))
     owners = list(model.owners.filter(is_active=True))
     return team + owners

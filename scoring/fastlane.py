@@ -24,10 +24,11 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
+from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
+from accounts.authentication import ApiTokenAuthentication
 from accounts.selectors import token_for_secret
-from accounts.services import token_touch
 from opsportal.api import MSG_NOT_FOUND, MSG_TOO_BIG, error_response
 from opsportal.errors import DomainError
 from opsportal.roles import Role, has_role
@@ -76,14 +77,16 @@ def _body(request: HttpRequest) -> Any:
 
 
 def _caller(request: HttpRequest) -> Any:
-    """The active token of a scorer, with its user; None for anything DRF should judge."""
+    """The active token of a scorer, with its user; None for anything DRF should judge.
+    Validity is decided by the DRF authentication class itself (revoked, expired, inactive)."""
     parts = request.META.get("HTTP_AUTHORIZATION", "").split()
     if len(parts) != 2 or parts[0].lower() not in AUTH_KEYWORDS:
         return None
-    token = token_for_secret(parts[1])
-    if token is None or not token.is_active or not token.user.is_active:
+    try:
+        user, token = ApiTokenAuthentication.check(token_for_secret(parts[1]))
+    except exceptions.APIException:
         return None
-    return token if has_role(token.user, *SCORER_ROLES) else None
+    return token if has_role(user, *SCORER_ROLES) else None
 
 
 def fast_predict(request: HttpRequest, name: str, number: str | None) -> HttpResponse | None:
@@ -100,7 +103,6 @@ def fast_predict(request: HttpRequest, name: str, number: str | None) -> HttpRes
         return None
     if not PredictRateThrottle().allow_request(SimpleNamespace(auth=token, user=token.user), None):
         return None  # DRF refuses it again, with Retry-After
-    token_touch(token=token)
     version = int(number) if number is not None else None
     try:
         model, pk = model_for_scoring(token.user, name, alias=alias or AliasName.CHAMPION, number=version)
