@@ -44,6 +44,7 @@ from feedback.models import (
 from opsportal.errors import DomainError
 from opsportal.roles import Role, has_role
 from registry.models import AliasName, ModelAlias, ModelVersion, RegisteredModel, Task
+from scoring.batch import scored_entities
 
 MSG_NO_KPI = "Add at least one KPI (for example churned_90d, lower is better)."
 MSG_KPI_NAME = "KPI names use letters, digits, “_”, “-” or “.” (at most 64), e.g. churned_90d."
@@ -361,10 +362,8 @@ def audience_from_job(*, campaign: Campaign, job: Any, user: Any, ip: str | None
     if campaign.version_id and campaign.version_id != job.version_id:
         raise CampaignError("validation_error", MSG_JOB_VERSION.format(
             job=job.pk, job_version=job.version.number, version=campaign.version.number))
-    results = job.results.filter(error="").exclude(entity_id="").exclude(score=None).order_by("row_number")
     errors: list[dict[str, Any]] = []
-    candidates = _unique(((r + 1, Candidate(e, s)) for r, e, s in results.values_list(
-        "row_number", "entity_id", "score").iterator(chunk_size=5000)), errors)
+    candidates = _unique(((r + 1, Candidate(e, s)) for r, e, s in scored_entities(job)), errors)
     audience = _target(campaign, candidates)
     placed = assign_groups(campaign.seed, audience, list(campaign.arms.all()))
     return _commit_audience(campaign, user=user, placed=placed, scores={c.entity_id: c.score for c in audience},

@@ -4,9 +4,11 @@ How a row is never lost or duplicated:
 - the input is converted once to Parquet with one row group per chunk (the plan);
 - a chunk is claimed with a conditional UPDATE that counts attempts (a chunk that
   keeps crashing fails after CHUNK_MAX_ATTEMPTS instead of looping);
-- its results are inserted in the same transaction that marks it done, under the
-  unique key (job, row_number): a second execution of the same chunk either finds
-  it done or fails on the key and rolls back;
+- its results (one Parquet part, stored by content) are attached in the same UPDATE
+  that marks it done, and only while it is still running: a second execution of the
+  same chunk finds it done and changes nothing. No two chunks of a job cover the same
+  row (on PostgreSQL an exclusion constraint enforces the unique (job, row) key), so
+  each row's result is stored exactly once;
 - tasks are acknowledged late and rejected when their worker dies (redelivered
   at once), and `chunks_reconcile` re-queues chunks stuck in `running` after a
   whole worker was killed (the broker would otherwise wait for its visibility timeout).
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import tempfile
 from collections import OrderedDict
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -41,11 +42,9 @@ from scoring import cache, log
 from scoring.models import (
     ChunkStatus,
     JobStatus,
-    PredictionLog,
     PredictionSource,
     ScoringChunk,
     ScoringJob,
-    ScoringResult,
 )
 
 CHUNK_MAX_ATTEMPTS = 3
@@ -154,14 +153,9 @@ def _claim(chunk_id: int) -> ScoringChunk | None:
 
 
 def _count_failed_chunk(chunk_id: int) -> None:
-    """The rows of a chunk given up on are failed rows, listed in the errors file with the reason."""
+    """The rows of a chunk given up on are failed rows: the errors file lists them with the chunk's reason."""
     chunk = ScoringChunk.objects.get(pk=chunk_id)
-    with transaction.atomic():
-        ScoringResult.objects.bulk_create(
-            [ScoringResult(job_id=chunk.job_id, row_number=row, error=chunk.error)
-             for row in range(chunk.start_row, chunk.end_row)], batch_size=2000, ignore_conflicts=True)
-        ScoringJob.objects.filter(pk=chunk.job_id).update(
-            rows_failed=F("rows_failed") + (chunk.end_row - chunk.start_row))
+    ScoringJob.objects.filter(pk=chunk.job_id).update(rows_failed=F("rows_failed") + (chunk.end_row - chunk.start_row))
     _finish_if_done(chunk.job_id)
 
 
@@ -276,7 +270,7 @@ def _predict(predictor: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
 
 
 class Scored:
-    """One chunk's outcome, column by column: what is written to ScoringResult."""
+    """One chunk's outcome, column by column: what its results part holds."""
 
     def __init__(self, rows: np.ndarray, ids: Any, errors: np.ndarray) -> None:
         self.rows, self.ids, self.errors = rows, ids, errors  # errors: "" for a scored row
@@ -328,95 +322,56 @@ def _score_chunk(job: ScoringJob, chunk: ScoringChunk) -> tuple[Scored, pd.DataF
     return scored, typed
 
 
-def _json_labels(labels: np.ndarray) -> Any:
-    """Each label as JSON text: encoded once per distinct value (a classifier has a handful)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    codes, distinct = pd.factorize(labels)
-    encoded = pa.array([json.dumps(v.item() if hasattr(v, "item") else v) for v in distinct], pa.string())
-    return pc.take(encoded, pa.array(codes))
-
-
-def _json_probabilities(probabilities: np.ndarray, classes: list[str]) -> Any:
-    """`{"<class>": p, ...}` per row, built by Arrow; numbers print as the shortest exact decimal."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    parts: list[Any] = []
-    for position, name in enumerate(classes):
-        parts.append(("{" if position == 0 else ", ") + json.dumps(name) + ": ")
-        parts.append(pc.cast(pa.array(probabilities[:, position].astype(np.float64)), pa.string()))
-    return pc.binary_join_element_wise(*parts, "}", "")
-
-
-def _results_table(job: ScoringJob, scored: Scored) -> Any:
-    """The chunk's ScoringResult rows as an Arrow table in the table's column order (for COPY)."""
+def _spread(values: Any, kind: Any, scored: Scored) -> Any:
+    """Per scored row -> per input row: rows that failed validation get a null."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n, good = len(scored.rows), np.flatnonzero(scored.good)
-
-    # per scored row -> per input row: failed rows point past the end, at a null
+    if values is None:
+        return pa.nulls(n, kind)
+    values = values if isinstance(values, pa.Array) else pa.array(values, kind)
+    if len(good) == n:
+        return values
     positions = np.full(n, len(good), dtype=np.int64)
     positions[good] = np.arange(len(good))
-
-    def spread(values: Any, kind: Any) -> Any:
-        if values is None:
-            return pa.nulls(n, kind)
-        values = values if isinstance(values, pa.Array) else pa.array(values, kind)
-        return values if len(good) == n else pc.take(pa.concat_arrays([values, pa.nulls(1, kind)]), positions)
-
-    probabilities = None
-    if scored.probabilities is not None and scored.classes is not None:
-        probabilities = _json_probabilities(scored.probabilities, scored.classes)
-    return pa.table({
-        "job_id": pa.array(np.full(n, job.pk, dtype=np.int64)),
-        "row_number": pa.array(scored.rows.astype(np.int64)),
-        "entity_id": scored.ids,
-        "prediction": spread(_json_labels(scored.labels) if scored.labels is not None else None, pa.string()),
-        "probabilities": spread(probabilities, pa.string()),
-        "score": spread(scored.scores(), pa.float64()),
-        "error": pa.array(scored.errors, pa.string()),
-    })
+    return pc.take(pa.concat_arrays([values, pa.nulls(1, values.type)]), pa.array(positions))
 
 
-RESULT_COLUMNS = ("job_id", "row_number", "entity_id", "prediction", "probabilities", "score", "error")
+def _label_array(labels: np.ndarray) -> Any:
+    """Labels as Arrow values of their own type (text, integers, numbers); mixed kinds as text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(labels)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([str(v) for v in labels.tolist()], pa.string())
 
 
-def _copy_results(job: ScoringJob, scored: Scored) -> None:
-    """PostgreSQL: the chunk's rows in one COPY, inside the caller's transaction (under the unique key)."""
-    import pyarrow.csv as pacsv
+def _part_table(job: ScoringJob, scored: Scored) -> Any:
+    """Every row of the chunk: row, id, prediction, one probability per class, score, error ("" if scored)."""
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {"row": pa.array(scored.rows.astype(np.int64)), "id": scored.ids,
+                               "prediction": _spread(None if scored.labels is None else _label_array(scored.labels),
+                                                     pa.string(), scored)}
+    known = scored.classes or []
+    for name in _classes(job):
+        values = None
+        if scored.probabilities is not None and name in known:
+            values = scored.probabilities[:, known.index(name)].astype(np.float64)
+        columns[f"probability_{name}"] = _spread(values, pa.float64(), scored)
+    columns["score"] = _spread(scored.scores(), pa.float64(), scored)
+    columns["error"] = pa.array(scored.errors, pa.string())
+    return pa.table(columns)
+
+
+def _part_bytes(job: ScoringJob, scored: Scored) -> bytes:
+    import pyarrow.parquet as pq
 
     buffer = io.BytesIO()
-    pacsv.write_csv(_results_table(job, scored), buffer, write_options=pacsv.WriteOptions(include_header=False))
-    statement = (f"COPY {ScoringResult._meta.db_table} ({', '.join(RESULT_COLUMNS)}) "
-                 "FROM STDIN WITH (FORMAT csv)")
-    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
-        copy.write(buffer.getbuffer())
-
-
-def _result_objects(job: ScoringJob, scored: Scored) -> list[ScoringResult]:
-    ids = scored.ids.to_pylist()
-    results = [ScoringResult(job=job, row_number=int(row), entity_id=entity, error=error)
-               for row, entity, error in zip(scored.rows.tolist(), ids, scored.errors.tolist(), strict=True)]
-    if scored.labels is None:
-        return results
-    labels, scores = scored.labels.tolist(), scored.scores().tolist()
-    probabilities = scored.probabilities.tolist() if scored.probabilities is not None else None
-    for position, index in enumerate(np.flatnonzero(scored.good).tolist()):
-        result = results[index]
-        result.prediction, result.score = labels[position], scores[position]
-        if probabilities is not None and scored.classes is not None:
-            result.probabilities = dict(zip(scored.classes, probabilities[position], strict=True))
-    return results
-
-
-def _write_results(job: ScoringJob, scored: Scored) -> None:
-    if connection.vendor == "postgresql":
-        _copy_results(job, scored)
-    else:
-        ScoringResult.objects.bulk_create(_result_objects(job, scored), batch_size=2000)
+    pq.write_table(_part_table(job, scored), buffer, compression="snappy")
+    return buffer.getvalue()
 
 
 def _safe_texts(values: Any) -> Any:
@@ -459,49 +414,60 @@ def _export_lines(job: ScoringJob, scored: Scored) -> bytes:
     return buffer.getvalue()
 
 
-def _store_export(job: ScoringJob, scored: Scored) -> artifacts.Blob:
+def _store_bytes(data: bytes, kind: str) -> artifacts.Blob:
     """Stored by content: a second execution of the chunk finds the same bytes under the same key."""
-    with tempfile.NamedTemporaryFile(prefix="opsportal-export-") as tmp:
-        tmp.write(_export_lines(job, scored))
+    with tempfile.NamedTemporaryFile(prefix="opsportal-part-") as tmp:
+        tmp.write(data)
         tmp.flush()
-        return artifacts.blob_put(Path(tmp.name), "results")
+        return artifacts.blob_put(Path(tmp.name), kind)
 
 
 def chunk_run(*, chunk_id: int) -> None:
-    """Worker: score one chunk and store its rows together with the chunk's done flag."""
+    """Worker: score one chunk; its results part is attached in the one UPDATE that marks it done."""
     chunk = _claim(chunk_id)
     if chunk is None:
         return
     job = chunk.job
     scored, typed = _score_chunk(job, chunk)
-    export = _store_export(job, scored)
-    try:
-        with transaction.atomic():
-            if not ScoringChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING).update(
-                status=ChunkStatus.DONE, finished_at=timezone.now(), export_key=export.key,
-                export_sha256=export.sha256,
-            ):
-                return
-            _write_results(job, scored)
-            ScoringJob.objects.filter(pk=job.pk).update(
-                rows_done=F("rows_done") + len(scored.rows) - scored.failed,
-                rows_failed=F("rows_failed") + scored.failed)
-    except IntegrityError:
-        return  # another execution of this chunk committed first: its rows stand, once
+    if not _attach(chunk, scored):
+        return
     if job.log_predictions:
-        log.record(_log_rows(job, _result_objects(job, scored), typed))
+        log.record(_log_rows(job, scored, typed))
         log.flush()
     _finish_if_done(job.pk)
 
 
-def _log_rows(job: ScoringJob, results: list[ScoringResult], typed: pd.DataFrame) -> list[PredictionLog]:
-    now = timezone.now()
-    features = typed.astype(object).where(typed.notna(), None)
-    return [PredictionLog(created_at=now, model_id=job.model_id, version_id=job.version_id,
-                          request_id=f"00000000-0000-4000-8000-{job.pk:012d}", entity_id=r.entity_id,
-                          source=PredictionSource.BATCH, features=features.loc[r.row_number].to_dict(),
-                          prediction=r.prediction, probabilities=r.probabilities, score=r.score, latency_ms=0)
-            for r in results if not r.error]
+def _attach(chunk: ScoringChunk, scored: Scored) -> bool:
+    """Store the chunk's parts and mark it done with them, counting its rows; False if another
+    execution of the same chunk got there first (it waited on the row lock, then found it done)."""
+    job = chunk.job
+    part = _store_bytes(_part_bytes(job, scored), "results")
+    export = _store_bytes(_export_lines(job, scored), "results")
+    with transaction.atomic():
+        if not ScoringChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING).update(
+            status=ChunkStatus.DONE, finished_at=timezone.now(), results_key=part.key,
+            results_sha256=part.sha256, export_key=export.key, export_sha256=export.sha256,
+        ):
+            return False
+        ScoringJob.objects.filter(pk=job.pk).update(
+            rows_done=F("rows_done") + len(scored.rows) - scored.failed,
+            rows_failed=F("rows_failed") + scored.failed)
+    return True
+
+
+def _log_rows(job: ScoringJob, scored: Scored, typed: pd.DataFrame) -> list[log.LogRow]:
+    if scored.labels is None:
+        return []
+    now, request_id = timezone.now(), f"00000000-0000-4000-8000-{job.pk:012d}"
+    good = np.flatnonzero(scored.good)
+    features = typed.iloc[good].astype(object).where(typed.iloc[good].notna(), None).to_dict("records")
+    ids, labels, scores = scored.ids.take(good).to_pylist(), scored.labels.tolist(), scored.scores().tolist()
+    probabilities: list[Any] = [None] * len(good)
+    if scored.probabilities is not None and scored.classes is not None:
+        probabilities = [dict(zip(scored.classes, row, strict=True)) for row in scored.probabilities.tolist()]
+    return [log.LogRow(now, job.model_id, job.version_id, request_id, entity, PredictionSource.BATCH,
+                       log.encode(row), log.encode(label), log.encode(proba), score, 0.0)
+            for entity, row, label, proba, score in zip(ids, features, labels, probabilities, scores, strict=True)]
 
 
 def _finish_if_done(job_id: int) -> None:
@@ -584,7 +550,6 @@ def job_cancel(*, job: ScoringJob, user: Any, ip: str | None = None) -> None:
         ScoringChunk.objects.filter(job=job, status=ChunkStatus.PENDING).update(status=ChunkStatus.CANCELLED)
         audit_record(actor=user, action="scoring_job.cancelled", target=job, ip=ip)
 
-
 def safe_cell(value: Any) -> Any:
     """Spreadsheet formula injection: text starting like a formula is written with a leading quote."""
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
@@ -595,28 +560,6 @@ def safe_cell(value: Any) -> Any:
 def _classes(job: ScoringJob) -> list[str]:
     return [str(c) for c in job.version.signature.get("output", {}).get("classes", [])]
 
-
-def results_csv(job: ScoringJob, *, errors_only: bool = False) -> Iterator[str]:
-    """Streamed CSV: id, prediction, one probability column per class, model version (or the row errors).
-
-    The scored rows come from the lines each chunk stored with its done flag (hash-checked before
-    they are sent); jobs scored before chunks kept them are formatted from ScoringResult.
-    """
-    if errors_only:
-        return _results_csv_rows(job, errors_only=True)
-    parts = list(job.chunks.filter(status=ChunkStatus.DONE).order_by("index").values_list(
-        "export_key", "export_sha256"))
-    if all(key for key, _ in parts):
-        return _results_csv_parts(job, parts)
-    if connection.vendor == "postgresql":
-        return _results_csv_copy(job)
-    return _results_csv_rows(job)
-
-
-def _results_csv_parts(job: ScoringJob, parts: list[tuple[str, str]]) -> Iterator[str]:
-    yield _csv_header(job)
-    for key, sha256 in parts:
-        yield _verified_blob(key, sha256).decode()
 
 
 def _verified_blob(key: str, sha256: str) -> bytes:
@@ -632,6 +575,48 @@ def _verified_blob(key: str, sha256: str) -> bytes:
     return data
 
 
+def _parts(job: ScoringJob, *, with_failed: bool = False) -> Iterator[Any]:
+    """The job's results parts in row order, as Arrow tables; a chunk given up on as its rows with the reason."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    statuses = [ChunkStatus.DONE, ChunkStatus.FAILED] if with_failed else [ChunkStatus.DONE]
+    for chunk in job.chunks.filter(status__in=statuses).order_by("index"):
+        if chunk.status == ChunkStatus.DONE:
+            yield pq.read_table(io.BytesIO(_verified_blob(chunk.results_key, chunk.results_sha256)))
+            continue
+        n = chunk.end_row - chunk.start_row
+        yield pa.table({"row": pa.array(np.arange(chunk.start_row, chunk.end_row, dtype=np.int64)),
+                        "id": pa.array([""] * n, pa.string()), "error": pa.array([chunk.error] * n, pa.string())})
+
+
+def _scored_part(table: Any) -> Any:
+    import pyarrow.compute as pc
+
+    return table.filter(pc.equal(table.column("error"), ""))
+
+
+def results_csv(job: ScoringJob, *, errors_only: bool = False) -> Iterator[str]:
+    """Streamed CSV: row, id, prediction, one probability column per class, model version (or the row errors).
+
+    The scored rows come from the lines each chunk stored with its done flag (hash-checked before
+    they are sent); a job whose chunks kept no lines is formatted from its results parts.
+    """
+    if errors_only:
+        return _errors_csv(job)
+    parts = list(job.chunks.filter(status=ChunkStatus.DONE).order_by("index").values_list(
+        "export_key", "export_sha256"))
+    if all(key for key, _ in parts):
+        return _results_csv_parts(job, parts)
+    return _results_csv_from_parts(job)
+
+
+def _results_csv_parts(job: ScoringJob, parts: list[tuple[str, str]]) -> Iterator[str]:
+    yield _csv_header(job)
+    for key, sha256 in parts:
+        yield _verified_blob(key, sha256).decode()
+
+
 def _csv_header(job: ScoringJob) -> str:
     header = ["row", "id", "prediction", *[f"probability_{c}" for c in _classes(job)], "model_version"]
     buffer = io.StringIO()
@@ -639,126 +624,64 @@ def _csv_header(job: ScoringJob) -> str:
     return buffer.getvalue()
 
 
-def _results_csv_rows(job: ScoringJob, *, errors_only: bool = False) -> Iterator[str]:
-    rows = job.results.order_by("row_number")
-    rows = rows.exclude(error="") if errors_only else rows.filter(error="")
-    classes = _classes(job)
-    header = ["row", "id", "error"] if errors_only else [
-        "row", "id", "prediction", *[f"probability_{c}" for c in classes], "model_version"]
+def _results_csv_from_parts(job: ScoringJob) -> Iterator[str]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    yield _csv_header(job)
+    for table in _parts(job):
+        scored = _scored_part(table)
+        if not scored.num_rows:
+            continue
+        columns = {"row": scored.column("row"), "id": _safe_texts(scored.column("id").combine_chunks()),
+                   "prediction": _label_cells(scored.column("prediction").to_numpy(zero_copy_only=False))}
+        for name in _classes(job):
+            columns[f"probability_{name}"] = scored.column(f"probability_{name}")
+        columns["model_version"] = pa.array(np.full(scored.num_rows, job.version.number, dtype=np.int64))
+        buffer = io.BytesIO()
+        pacsv.write_csv(pa.table(columns), buffer, write_options=pacsv.WriteOptions(include_header=False))
+        yield buffer.getvalue().decode()
+
+
+def _errors_csv(job: ScoringJob) -> Iterator[str]:
+    import pyarrow.compute as pc
+
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([safe_cell(h) for h in header])
-    for result in rows.iterator(chunk_size=5000):
-        if errors_only:
-            line = [result.row_number, result.entity_id, result.error]
-        else:
-            probabilities = result.probabilities or {}
-            line = [result.row_number, result.entity_id, result.prediction,
-                    *[probabilities.get(c) for c in classes], job.version.number]
-        writer.writerow([safe_cell(v) for v in line])
-        if buffer.tell() > 64_000:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+    writer.writerow(["row", "id", "error"])
     yield buffer.getvalue()
-
-
-SQL_FORMULA_PREFIXES = ", ".join(f"E'{p.encode('unicode_escape').decode()}'" for p in FORMULA_PREFIXES)
-
-
-def _safe_sql(expression: str) -> str:
-    """safe_cell in SQL: text starting like a spreadsheet formula gets a leading quote."""
-    return (f"CASE WHEN left(({expression}), 1) IN ({SQL_FORMULA_PREFIXES}) "
-            f"THEN '''' || ({expression}) ELSE ({expression}) END")
-
-
-def _export_query(job: ScoringJob, *, safe: bool) -> Any:
-    """The scored rows in row order, one CSV line each, formatted by PostgreSQL.
-
-    Text labels and ids go through the spreadsheet guard when `safe`; numbers stay numbers;
-    probabilities are printed from the stored JSON, digits as stored.
-    """
-    from psycopg import sql
-
-    label = "prediction #>> '{}'"
-    text_label = _safe_sql(label) if safe else label
-    entity = _safe_sql("entity_id") if safe else "entity_id"
-    columns = [sql.SQL("row_number"), sql.SQL(entity), sql.SQL(
-        f"CASE jsonb_typeof(prediction) WHEN 'string' THEN {text_label} "
-        f"WHEN 'boolean' THEN initcap(({label})) ELSE ({label}) END")]
-    columns += [sql.SQL("probabilities ->> {}").format(sql.Literal(c)) for c in _classes(job)]
-    columns.append(sql.Literal(job.version.number))
-    return sql.SQL("COPY (SELECT {} FROM {} WHERE job_id = {} AND error = '' ORDER BY row_number) "
-                   "TO STDOUT WITH (FORMAT csv)").format(
-        sql.SQL(", ").join(columns), sql.Identifier(ScoringResult._meta.db_table), sql.Literal(job.pk))
-
-
-EXPORT_BLOCK_BYTES = 256 * 1024
-
-
-def _copy_out(job: ScoringJob, *, safe: bool) -> Iterator[bytes]:
-    """COPY TO STDOUT in blocks of about EXPORT_BLOCK_BYTES (psycopg hands over one row at a time)."""
-    block = bytearray()
-    with connection.cursor() as cursor, connection.wrap_database_errors, \
-            cursor.cursor.copy(_export_query(job, safe=safe)) as copy:
-        for data in copy:
-            block += data
-            if len(block) >= EXPORT_BLOCK_BYTES:
-                yield bytes(block)
-                block.clear()
-    if block:
-        yield bytes(block)
-
-
-def _results_csv_copy(job: ScoringJob) -> Iterator[str]:
-    yield _csv_header(job)
-    for block in _copy_out(job, safe=True):
-        yield block.decode()  # the same contract as the row-by-row writer: text
+    for table in _parts(job, with_failed=True):
+        failed = table.filter(pc.not_equal(table.column("error"), ""))
+        buffer.seek(0)
+        buffer.truncate()
+        for row, entity, error in zip(*(failed.column(c).to_pylist() for c in ("row", "id", "error")), strict=True):
+            writer.writerow([row, safe_cell(entity), safe_cell(error)])
+        yield buffer.getvalue()
 
 
 def results_parquet(job: ScoringJob) -> bytes:
+    """The scored rows as one Parquet file: row, id, prediction, probabilities, model version."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    classes = _classes(job)
-    table = _results_arrow_copy(job, classes) if connection.vendor == "postgresql" else _results_arrow_rows(
-        job, classes)
+    names = ["row", "id", "prediction", *[f"probability_{c}" for c in _classes(job)]]
+    tables = [_scored_part(t).select(names) for t in _parts(job)]
+    if tables:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    else:
+        table = pa.table({n: pa.array([], pa.int64() if n == "row" else pa.float64() if n.startswith(
+            "probability_") else pa.string()) for n in names})
+    table = table.append_column("model_version", pa.array(np.full(table.num_rows, job.version.number, np.int64)))
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
 
 
-def _prediction_type(job: ScoringJob) -> Any:
-    import pyarrow as pa
+def scored_entities(job: ScoringJob) -> Iterator[tuple[int, str, float]]:
+    """(row, id, score) of every scored row that has an id, in row order: a campaign's candidates."""
+    import pyarrow.compute as pc
 
-    known = job.version.signature.get("output", {}).get("classes") or []
-    if known and all(isinstance(c, str) for c in known):
-        return pa.string()
-    if known and all(isinstance(c, int) and not isinstance(c, bool) for c in known):
-        return pa.int64()
-    return None  # regression or mixed labels: read as the values look
-
-
-def _results_arrow_copy(job: ScoringJob, classes: list[str]) -> Any:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    names = ["row", "id", "prediction", *[f"probability_{c}" for c in classes], "model_version"]
-    types = {"row": pa.int64(), "id": pa.string(), "model_version": pa.int64(),
-             **{f"probability_{c}": pa.float64() for c in classes}}
-    if (kind := _prediction_type(job)) is not None:
-        types["prediction"] = kind
-    data = b"".join(_copy_out(job, safe=False))
-    if not data:
-        return pa.table({name: pa.array([], types.get(name, pa.string())) for name in names})
-    return pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(column_names=names),
-                          convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
-                                                               quoted_strings_can_be_null=False))
-
-
-def _results_arrow_rows(job: ScoringJob, classes: list[str]) -> Any:
-    import pyarrow as pa
-
-    records = [{"row": r.row_number, "id": r.entity_id, "prediction": r.prediction,
-                **{f"probability_{c}": (r.probabilities or {}).get(c) for c in classes},
-                "model_version": job.version.number} for r in job.results.filter(error="").order_by("row_number")]
-    return pa.Table.from_pandas(pd.DataFrame.from_records(records), preserve_index=False)
+    for table in _parts(job):
+        scored = _scored_part(table)
+        usable = scored.filter(pc.and_(pc.not_equal(scored.column("id"), ""), pc.is_valid(scored.column("score"))))
+        yield from zip(*(usable.column(c).to_pylist() for c in ("row", "id", "score")), strict=True)

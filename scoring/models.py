@@ -84,7 +84,7 @@ class ChunkStatus(models.TextChoices):
 
 
 class ScoringJob(models.Model):
-    """A file scored in chunks by workers; results land in ScoringResult, one row per input row."""
+    """A file scored in chunks by workers; each chunk stores its rows' results as one part (see ScoringChunk)."""
 
     model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="scoring_jobs")
     version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="scoring_jobs")
@@ -121,6 +121,15 @@ class ScoringJob(models.Model):
 
 
 class ScoringChunk(models.Model):
+    """Rows [start_row, end_row) of a job, and where their results are once it is done.
+
+    A row's result exists only in the results part of the one chunk covering it, and a part is
+    attached in the same UPDATE that sets the done flag: that is what "each row exactly once"
+    rests on. No two chunks of a job cover the same row: on PostgreSQL an exclusion constraint over
+    (job, int8range(start_row, end_row)) enforces the unique (job, row) key (migration 0005); the
+    check below forbids a done chunk without its part.
+    """
+
     job = models.ForeignKey(ScoringJob, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
     start_row = models.PositiveIntegerField()
@@ -130,42 +139,23 @@ class ScoringChunk(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
-    # The chunk's scored rows as lines of the results CSV, stored with the done flag: the download
-    # joins them instead of formatting every row again (ScoringResult stays the record of each row).
+    # Every row of the chunk as Parquet (row, id, prediction, probabilities, score, error), by content.
+    results_key = models.CharField(max_length=200, blank=True)
+    results_sha256 = models.CharField(max_length=64, blank=True)
+    # The scored rows again as lines of the results CSV: the download joins them as they are.
     export_key = models.CharField(max_length=200, blank=True)
     export_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["job", "index"]
-        constraints = [models.UniqueConstraint(fields=["job", "index"], name="scoring_unique_chunk")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="scoring_unique_chunk"),
+            models.CheckConstraint(condition=models.Q(end_row__gte=models.F("start_row")),
+                                   name="scoring_chunk_rows_ordered"),
+            models.CheckConstraint(condition=~models.Q(status="done") | ~models.Q(results_key=""),
+                                   name="scoring_done_chunk_has_results"),
+        ]
         indexes = [models.Index(fields=["status", "started_at"])]
 
     def __str__(self) -> str:
         return f"{self.job} chunk {self.index}"
-
-
-class ScoringResult(models.Model):
-    """One input row's outcome. (job, row_number) is unique: a row is written exactly once.
-
-    The job link is not a database-enforced foreign key, and has no index of its own (the unique
-    index starts with the job): PostgreSQL checks a foreign key with one query per inserted row,
-    which cost more than the rest of a chunk's COPY together. Rows are only ever written by
-    `batch.chunk_run`, in the transaction that updates their job's counters (so the job exists and
-    is locked), and the ORM still deletes them with their job.
-    """
-
-    job = models.ForeignKey(ScoringJob, on_delete=models.CASCADE, related_name="results", db_constraint=False,
-                            db_index=False)
-    row_number = models.PositiveIntegerField()
-    entity_id = models.CharField(max_length=200, blank=True)
-    prediction = models.JSONField(null=True, blank=True)
-    probabilities = models.JSONField(null=True, blank=True)
-    score = models.FloatField(null=True, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["job", "row_number"]
-        constraints = [models.UniqueConstraint(fields=["job", "row_number"], name="scoring_row_once")]
-
-    def __str__(self) -> str:
-        return f"{self.job} row {self.row_number}"

@@ -11,6 +11,7 @@ from feedback import services
 from feedback.models import Assignment
 from feedback.services import MSG_LOCKED, CampaignError
 from feedback.tests.fixtures import churn_outcomes, rows, scored_list, upload_json
+from scoring.tests.test_batch import read_csv, run_job, scoring_file
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +106,14 @@ def test_it_resolves_the_alias_when_the_audience_is_built(make_campaign, busines
     campaign.refresh_from_db()
     assert campaign.version == ready_version
     assert set(campaign.assignments.values_list("version", flat=True)) == {ready_version.pk}
+
+
+def test_it_takes_the_audience_from_a_finished_scoring_job(make_campaign, ready_version, data_scientist,
+                                                           business_owner):
+    job = run_job(ready_version, data_scientist, scoring_file(rows=600, bad_rows=(3,)))
+    campaign = make_campaign()
+    report = services.audience_from_job(campaign=campaign, job=job, user=business_owner)
+    scores = {r["id"]: float(r["probability_Yes"]) for r in read_csv(job)}
+    assert (report.assigned, len(scores)) == (599, 599)
+    assert dict(campaign.assignments.values_list("entity_id", "score")) == scores
+    assert set(campaign.assignments.values_list("version__number", flat=True)) == {1}
