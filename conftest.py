@@ -35,6 +35,29 @@ PERSONAS: dict[str, tuple[Role, ...]] = {
 }
 
 
+def _transactional(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    fixtures = getattr(item, "fixturenames", ())
+    return bool(marker and marker.kwargs.get("transaction")) or "transactional_db" in fixtures \
+        or "live_server" in fixtures
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A transactional test ends by emptying every table, the rows the migrations seeded too (roles,
+    trusted types, the default policy). Under pytest-xdist's work stealing an ordinary test can run
+    next in the same process, so the seeded rows are put back at once, not only when the next
+    transactional test starts."""
+    yield
+    contents = getattr(connection, "_test_serialized_contents", None)
+    if not contents or not _transactional(item):
+        return
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock():
+        connection.creation.deserialize_db_from_string(contents)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     """Throttle counters and cached reads never leak from one test into the next."""

@@ -36,7 +36,7 @@ def _migrate(targets: list[tuple[str, str]]) -> MigrationExecutor:
     return executor
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_rows_of_jobs_scored_before_parts_become_parts(ready_version, data_scientist):
     apps = _migrate(BEFORE_PARTS).loader.project_state(BEFORE_PARTS).apps
     try:
