@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 
 from scoring.models import PredictionLog
 
@@ -115,7 +115,8 @@ def _sqlite_values(row: LogRow) -> tuple[Any, ...]:
 
 def _write(batch: list[LogRow]) -> None:
     table, columns = _columns()
-    with connection.cursor() as cursor:
+    # One transaction per batch: in autocommit every row of executemany would be its own commit.
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in batch:
