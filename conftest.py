@@ -50,7 +50,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     transactional test starts."""
     yield
     contents = getattr(connection, "_test_serialized_contents", None)
-    if not contents or not _transactional(item):
+    # After the last test the test databases are already gone (session teardown runs inside its teardown).
+    if nextitem is None or not contents or not _transactional(item):
         return
     from pytest_django.plugin import blocking_manager_key
 

@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiToken
+from opsportal.hotsql import fetch_all
 from opsportal.roles import Role
 
 # In each model's own field order: `from_db` fills the listed fields in that order.
@@ -58,9 +59,7 @@ def token_with_user(digest: str) -> ApiToken | None:
     global _sql
     if _sql is None:
         _sql = _build_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(_sql, [digest])
-        rows = cursor.fetchall()
+    rows = fetch_all(_sql, [digest])
     if not rows:
         return None
     first = rows[0]

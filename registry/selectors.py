@@ -3,6 +3,7 @@ data scientists see their teams' models; anyone else sees none."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import connection
@@ -10,6 +11,7 @@ from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from accounts.models import AuditEvent, Team
+from opsportal.hotsql import fetch_all
 from opsportal.roles import Role, has_role, user_roles
 from registry.models import ModelAlias, ModelVersion, RegisteredModel, RegistryPolicy, TrustedType
 
@@ -34,16 +36,16 @@ def model_for_scoring(user: Any, name: str, *, alias: str = "champion",
     seen_all = has_role(user, Role.APPROVER, Role.BUSINESS_OWNER)
     if not seen_all and not has_role(user, Role.DATA_SCIENTIST):
         raise Http404("No such model.")
-    with connection.cursor() as cursor:
-        cursor.execute(_scoring_sql(number is not None), [number if number is not None else alias, user.pk, name])
-        row = cursor.fetchone()
+    rows = fetch_all(_scoring_sql(number is not None), [number if number is not None else alias, user.pk, name])
+    row = rows[0] if rows else None
     if row is None or not (seen_all or row[4]):
         raise Http404("No such model.")
     model = RegisteredModel.from_db(connection.alias, ["id", "name", "team_id"], list(row[:3]))
     return model, row[3]
 
 
-def _scoring_sql(by_number: bool) -> str:
+@functools.cache
+def _scoring_sql_for(vendor: str, by_number: bool) -> str:
     qn = connection.ops.quote_name
     members = Team.members.through._meta.db_table
     target = (f"SELECT v.{qn('id')} FROM {qn(ModelVersion._meta.db_table)} v "  # noqa: S608  (quoted names from model metadata; values are parameters)
@@ -56,6 +58,10 @@ def _scoring_sql(by_number: bool) -> str:
         f"AND tm.{qn('user_id')} = %s) "
         f"FROM {qn(RegisteredModel._meta.db_table)} m WHERE m.{qn('name')} = %s"
     )
+
+
+def _scoring_sql(by_number: bool) -> str:
+    return _scoring_sql_for(connection.vendor, by_number)
 
 
 def can_change_model(user: Any, model: RegisteredModel) -> bool:
