@@ -31,9 +31,21 @@ def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     statement = _native_sql(sql)
     with connection.wrap_database_errors:
         connection.ensure_connection()
+        if connection.vendor == "postgresql":
+            return _fetch_prepared(connection.connection, statement, params)
         cursor = connection.connection.cursor()
         try:
             cursor.execute(statement, params)
             return cursor.fetchall()
         finally:
             cursor.close()
+
+
+def _fetch_prepared(raw: Any, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """PostgreSQL: a server-side prepared statement, planned once per connection instead of on every
+    call (Django's cursors bind on the client, so the server parses and plans each query again)."""
+    import psycopg
+
+    with psycopg.Cursor(raw) as cursor:
+        cursor.execute(statement, params, prepare=True)
+        return cursor.fetchall()

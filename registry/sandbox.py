@@ -148,6 +148,9 @@ class OnnxPredictor:
         self.columns = [i.name for i in self.inputs] if self.per_column else columns
         self.n_features = len(self.inputs) if self.per_column else _int_or_none(self.inputs[0].shape[-1])
         self.classes = classes if classes is not None else _onnx_classes(path)
+        # Read once: every NodeArg attribute access crosses into ONNX Runtime's C++ and allocates.
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.column_types = [(i.name, ONNX_DTYPES.get(i.type, np.float32)) for i in self.inputs]
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if self.per_column:
@@ -161,11 +164,11 @@ class OnnxPredictor:
         Missing text is fed as "nan", as pandas' astype(str) does for the rows the twin was checked on.
         """
         if self.per_column:
-            feed = {i.name: _records_array(records, i.name, i.type) for i in self.inputs}
+            feed = {name: _records_array(records, name, dtype) for name, dtype in self.column_types}
         else:
-            dtype = ONNX_DTYPES.get(self.inputs[0].type, np.float32)
-            feed = {self.inputs[0].name: np.array([[_number(r[c]) for c in columns] for r in records], dtype=dtype)}
-        outputs = self.session.run(None, feed)
+            name, dtype = self.column_types[0]
+            feed = {name: np.array([[_number(r[c]) for c in columns] for r in records], dtype=dtype)}
+        outputs = self.session.run(self.output_names, feed)
         labels = np.asarray(outputs[0])
         if self.classes is None:
             return labels.reshape(len(records), -1)[:, 0], None
@@ -199,8 +202,7 @@ def _number(value: Any) -> float:
     return np.nan if value is None else value
 
 
-def _records_array(records: list[dict[str, Any]], name: str, onnx_type: str) -> np.ndarray:
-    dtype = ONNX_DTYPES.get(onnx_type, np.float32)
+def _records_array(records: list[dict[str, Any]], name: str, dtype: Any) -> np.ndarray:
     if dtype is object:
         return np.array([["nan" if r[name] is None else str(r[name])] for r in records], dtype=object)
     return np.array([[_number(r[name])] for r in records], dtype=dtype)

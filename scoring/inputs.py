@@ -73,10 +73,38 @@ def _check_shape(rows: Any, ids: Any) -> None:
                          details={"ids": [f"expected {len(rows)} ids"]})
 
 
-def _value_problem(value: Any, column: dict[str, Any]) -> str | None:
+@dataclass(frozen=True)
+class Column:
+    """One signature input, ready for checking: read once per signature, not once per request."""
+
+    name: str
+    dtype: str
+    nullable: bool
+    known: frozenset[Any] | None  # the categories seen in the reference data (None: not tracked)
+
+
+_compiled: dict[int, tuple[dict[str, Any], list[Column]]] = {}
+
+
+def signature_columns(signature: dict[str, Any]) -> list[Column]:
+    """The signature's inputs as Columns, kept per signature object (a ready version never changes)."""
+    found = _compiled.get(id(signature))
+    if found is not None and found[0] is signature:
+        return found[1]
+    columns = [Column(c["name"], c["dtype"], bool(c.get("nullable")),
+                      frozenset(c["categories"]) if c["dtype"] == "string" and "categories" in c
+                      and not c.get("categories_truncated") else None)
+               for c in signature.get("inputs", [])]
+    if len(_compiled) > 1000:
+        _compiled.clear()
+    _compiled[id(signature)] = (signature, columns)
+    return columns
+
+
+def _value_problem(value: Any, column: Column) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None if column.get("nullable") else "is null, and this column never is"
-    kind = column["dtype"]
+        return None if column.nullable else "is null, and this column never is"
+    kind = column.dtype
     if kind in ("integer", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return f"expected a number, got {value!r}"[:120]
@@ -92,8 +120,8 @@ def _value_problem(value: Any, column: dict[str, Any]) -> str | None:
 def parse(body: Any, signature: dict[str, Any]) -> ParsedInput:
     rows, ids = _records(body)
     _check_shape(rows, ids)
-    columns = signature.get("inputs", [])
-    names = [c["name"] for c in columns]
+    columns = signature_columns(signature)
+    names = [c.name for c in columns]
     present = set().union(*(r.keys() for r in rows))
     problems: dict[str, Any] = {}
     missing = [n for n in names if n not in present]
@@ -105,36 +133,35 @@ def parse(body: Any, signature: dict[str, Any]) -> ParsedInput:
     cells = []
     for index, row in enumerate(rows):
         for column in columns:
-            if column["name"] not in row and column["name"] in present:
-                cells.append({"row": index, "column": column["name"], "problem": "is missing from this row"})
+            if column.name not in row:
+                if column.name in present:
+                    cells.append({"row": index, "column": column.name, "problem": "is missing from this row"})
                 continue
-            problem = _value_problem(row.get(column["name"]), column) if column["name"] in row else None
+            problem = _value_problem(row[column.name], column)
             if problem:
-                cells.append({"row": index, "column": column["name"], "problem": problem})
+                cells.append({"row": index, "column": column.name, "problem": problem})
     if cells:
         problems["values"] = cells[:MAX_PROBLEMS]
         problems["value_problem_count"] = len(cells)
     if problems:
         raise InputError("validation_error", MSG_INVALID, details=problems)
-    records = [{name: _typed(row.get(name), column) for name, column in zip(names, columns, strict=True)}
-               for row in rows]
+    records = [{c.name: _typed(row.get(c.name), c) for c in columns} for row in rows]
     return ParsedInput(records=records, columns=names, ids=ids, unseen_categories=unseen(records, columns))
 
 
-def _typed(value: Any, column: dict[str, Any]) -> Any:
+def _typed(value: Any, column: Column) -> Any:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return float(value) if column["dtype"] == "float" else value
+    return float(value) if column.dtype == "float" else value
 
 
-def unseen(records: list[dict[str, Any]], columns: list[dict[str, Any]]) -> dict[str, int]:
+def unseen(records: list[dict[str, Any]], columns: list[Column]) -> dict[str, int]:
     """Per string column, how many values the model never saw in its reference data."""
     counts = {}
     for column in columns:
-        if column["dtype"] != "string" or column.get("categories_truncated") or "categories" not in column:
+        if column.known is None:
             continue
-        known = set(column["categories"])
-        count = sum(1 for r in records if r[column["name"]] is not None and r[column["name"]] not in known)
+        count = sum(1 for r in records if r[column.name] is not None and r[column.name] not in column.known)
         if count:
-            counts[column["name"]] = count
+            counts[column.name] = count
     return counts

@@ -1,10 +1,18 @@
 """The prediction log writer: never on the response path.
 
-`record()` only appends to an in-memory queue. A daemon thread per process drains
-it every FLUSH_SECONDS (or at BATCH_ROWS rows) with one COPY (PostgreSQL) or one
-multi-row INSERT (SQLite) per batch. A failed write is retried with the next flush;
-after MAX_RETRIES the batch is dropped and counted, so a database outage cannot grow
-memory without bound.
+`record()` only appends to an in-memory queue. The rows are written in batches,
+one COPY (PostgreSQL) or one multi-row INSERT in one transaction (SQLite) each:
+
+- under traffic, by the request thread itself once its response has been sent
+  (`request_finished`), when FLUSH_SECONDS have passed since the last write or
+  BATCH_ROWS rows are waiting;
+- when traffic stops, by a daemon thread that writes what is left.
+
+Writing in the request thread after the response, rather than in a thread of its
+own, matters for speed: a writer thread competes with the request threads for the
+GIL, and every row it bound made a request wait for the interpreter. A failed write
+is kept and retried with the next batch; after MAX_RETRIES the batch is dropped and
+counted, so a database outage cannot grow memory without bound.
 
 Rows travel as plain tuples with their JSON already encoded, not as model
 instances: building an ORM object and running bulk_create cost more than the
@@ -24,6 +32,7 @@ import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
@@ -54,7 +63,13 @@ class LogRow(NamedTuple):
 
 
 def encode(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    """Compact JSON text; NaN and infinities become null (PostgreSQL's jsonb refuses them)."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # a type orjson does not know: the standard library's view of it
+        return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def row_of(log: PredictionLog) -> LogRow:
@@ -66,6 +81,9 @@ def row_of(log: PredictionLog) -> LogRow:
 _queue: queue.Queue[LogRow] = queue.Queue(maxsize=MAX_QUEUE)
 _thread: threading.Thread | None = None
 _start_lock = threading.Lock()
+_write_lock = threading.Lock()
+_pending: list[LogRow] = []  # a batch whose write failed, written first next time
+_state = {"last_write": 0.0, "failures": 0}
 stats = {"written": 0, "dropped": 0}
 
 
@@ -107,10 +125,22 @@ def _columns() -> tuple[str, str]:
     return qn(PredictionLog._meta.db_table), ", ".join(qn(n) for n in names)
 
 
-def _sqlite_values(row: LogRow) -> tuple[Any, ...]:
-    # As Django stores them on SQLite: naive UTC text for datetimes, 32 hex digits for UUIDs.
-    created = connection.ops.adapt_datetimefield_value(row.created_at)
-    return (created, *row[1:3], uuid.UUID(row.request_id).hex, *row[4:])
+def _sqlite_values(batch: list[LogRow]) -> list[tuple[Any, ...]]:
+    """As Django stores them on SQLite: naive UTC text for datetimes, 32 hex digits for UUIDs.
+    The rows of one request share their time, so each distinct time is converted once."""
+    times: dict[datetime, str] = {}
+    values = []
+    for row in batch:
+        created = times.get(row.created_at)
+        if created is None:
+            created = times[row.created_at] = connection.ops.adapt_datetimefield_value(row.created_at)
+        values.append((created, *row[1:3], _hex(row.request_id), *row[4:]))
+    return values
+
+
+def _hex(request_id: str) -> str:
+    # Request ids are made here, as str(UUID): dropping the dashes is the hex form.
+    return request_id.replace("-", "") if len(request_id) == 36 else uuid.UUID(request_id).hex
 
 
 def _write(batch: list[LogRow]) -> None:
@@ -124,7 +154,7 @@ def _write(batch: list[LogRow]) -> None:
         else:
             marks = ", ".join(["%s"] * len(LogRow._fields))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",  # noqa: S608 (names from metadata)
-                               [_sqlite_values(row) for row in batch])
+                               _sqlite_values(batch))
     stats["written"] += len(batch)
 
 
@@ -137,24 +167,48 @@ def flush() -> int:
     return written
 
 
+def flush_if_due(**_: Any) -> None:
+    """`request_finished` receiver (the response is sent): write the queue when a batch is due."""
+    if not settings.SCORING_BACKGROUND_THREADS:
+        return  # tests and scripts write with flush() themselves
+    if time.monotonic() - _state["last_write"] < FLUSH_SECONDS and _queue.qsize() < BATCH_ROWS:
+        return
+    close_old_connections()
+    _write_due()
+
+
+def _write_due() -> None:
+    """Write the kept batch and what is queued; one writer at a time, never raising."""
+    if not _write_lock.acquire(blocking=False):
+        return  # another thread is writing right now
+    try:
+        _state["last_write"] = time.monotonic()
+        _pending.extend(_drain(BATCH_ROWS * 5))
+        if not _pending:
+            return
+        try:
+            _write(_pending)
+            _pending.clear()
+            _state["failures"] = 0
+        except Exception:  # the database is unreachable: keep the batch, try again later
+            _state["failures"] += 1
+            logger.exception("Prediction log write failed (%d/%d)", _state["failures"], MAX_RETRIES)
+            if _state["failures"] >= MAX_RETRIES:
+                stats["dropped"] += len(_pending)
+                _pending.clear()
+                _state["failures"] = 0
+    finally:
+        _write_lock.release()
+
+
 def _run() -> None:
-    pending: list[LogRow] = []
-    failures = 0
+    """Writes only when requests stopped doing it (no traffic, rows left in the queue)."""
     while True:
         time.sleep(FLUSH_SECONDS)
-        pending.extend(_drain(BATCH_ROWS * 5))
-        if not pending:
+        if time.monotonic() - _state["last_write"] < FLUSH_SECONDS or (_queue.empty() and not _pending):
             continue
         close_old_connections()
-        try:
-            _write(pending)
-            pending, failures = [], 0
-        except Exception:  # the database is unreachable: keep the batch, try again later
-            failures += 1
-            logger.exception("Prediction log write failed (%d/%d)", failures, MAX_RETRIES)
-            if failures >= MAX_RETRIES:
-                stats["dropped"] += len(pending)
-                pending, failures = [], 0
+        _write_due()
 
 
 def _ensure_thread() -> None:
