@@ -306,15 +306,18 @@ class Server:
     """A server process in its own session (process group), stopped with everything it forked."""
 
     def __init__(self, name: str, argv: list[str], *, env: dict[str, str], log_path: Path, port: int,
-                 cwd: Path = REPO_ROOT) -> None:
+                 cwd: Path = REPO_ROOT, cpus: set[int] | None = None) -> None:
         self.name, self.argv, self.env, self.log_path, self.port, self.cwd = name, argv, env, log_path, port, cwd
+        self.cpus = cpus  # CPUs the server and everything it forks may run on (None: all)
         self.proc: subprocess.Popen[Any] | None = None
 
     def start(self) -> Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cpus = self.cpus
         with self.log_path.open("w") as out:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         _RUNNING.append(self)
         apply_priority(self.proc.pid)  # its autogroup covers the workers it forks, before or after this
         return self

@@ -1,7 +1,7 @@
 """Held load: the real-time endpoint at the real-time benchmark's rate for 60 s, on loopback, zero errors.
 
 The rate defaults to the OpsPortal rate the `realtime` benchmark last measured on this machine
-(`benchmarks/results/latest.json`, new connection per request), else 200 requests/s; `--rate`
+(`benchmarks/results/latest.json`, its headline figure), else 200 requests/s; `--rate`
 overrides. A paced, open-loop generator (a fixed schedule per connection, keep-alive) holds it for
 `--seconds` (60): every response must be 200 with predictions, and the achieved rate must stay
 within 5 % of the asked one. Bounded: it stops at the end of the window whatever happens.
@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         portal = realtime.setup_portal(skops_path, reference_path)
     port = free_port()
     bodies = [json.dumps({"rows": [row], "ids": [cid]}).encode() for cid, row in zip(ids, rows, strict=True)]
-    contender = realtime.portal_contender("load", "OpsPortal (gunicorn)", port, portal["token"], bodies, log_rate="1")
+    contender = realtime.portal_contender("load", "OpsPortal (gunicorn)", port, portal["token"], bodies, log_rate="1",
+                                         cpus=None)
     log(f"holding {rate:.0f} requests/s for {args.seconds:.0f}s on {args.load_connections} connections")
     with contender.server as server:  # __enter__ starts it
         server.wait_listening(120, "/healthz")

@@ -152,10 +152,21 @@ def _write(batch: list[LogRow]) -> None:
                 for row in batch:
                     copy.write_row(row)
         else:
-            marks = ", ".join(["%s"] * len(LogRow._fields))
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",  # noqa: S608 (names from metadata)
-                               _sqlite_values(batch))
+            _insert_rows(cursor.cursor, table, columns, _sqlite_values(batch))
     stats["written"] += len(batch)
+
+
+SQLITE_ROWS_PER_INSERT = 100  # 1,100 parameters: far below SQLite's limit of 32,766
+
+
+def _insert_rows(cursor: Any, table: str, columns: str, values: list[tuple[Any, ...]]) -> None:
+    """SQLite: multi-row INSERTs on the driver's cursor. executemany steps the statement once per row,
+    letting go of the GIL and taking it back each time, which stalls the request threads around it."""
+    row = "(" + ", ".join(["?"] * len(LogRow._fields)) + ")"
+    for start in range(0, len(values), SQLITE_ROWS_PER_INSERT):
+        part = values[start:start + SQLITE_ROWS_PER_INSERT]
+        statement = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(part))}"  # noqa: S608 (names from metadata)
+        cursor.execute(statement, [value for values_of_row in part for value in values_of_row])
 
 
 def flush() -> int:
