@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
          f"{(full - services_predict) / full:.0%}"],
         ["log writer: bulk insert, per row (background thread)", per_row_log, "-"],
     ]
-    table.notes = [f"SQL queries per request: {len(query_list)}", *(f"  {q}" for q in query_list)]
+    table.notes = [f"SQL queries per request through Django's cursor: {len(query_list)} (the token and model "
+                   "lookups run on the driver's cursor, opsportal.hotsql, and are not in Django's query log)",
+                   *(f"  {q}" for q in query_list)]
     print(render_table(table))
     print()
     print(render_table(areas(profiler, n)))
