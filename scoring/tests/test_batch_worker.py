@@ -52,18 +52,24 @@ def test_a_job_runs_on_a_real_worker(celery_worker_process, ready_version, data_
 @needs_redis
 def test_killing_worker_processes_mid_job_loses_and_duplicates_no_row(celery_worker_process, ready_version,
                                                                        data_scientist):
-    job = submit(ready_version, data_scientist, rows=40_000, chunk_size=2000)
-    kills, deadline = 0, time.monotonic() + 60
-    # Kill while chunks are running (claimed by the pool processes), then let the pool recover.
-    while kills < 1 and time.monotonic() < deadline and not finished(job.pk):
-        if ScoringChunk.objects.filter(job=job, status="running").exists():
+    job = submit(ready_version, data_scientist, rows=40_000, chunk_size=4000)
+    kills, interrupted, deadline = 0, False, time.monotonic() + 90
+    # Kill the pool while chunks run; a chunk can finish in the instant before the kill lands, so kill
+    # again (after the pool is back) until one was caught mid-chunk: still running with no process left.
+    while not interrupted and kills < 5 and time.monotonic() < deadline and not finished(job.pk):
+        running = list(ScoringChunk.objects.filter(job=job, status="running").values_list("pk", flat=True))
+        if running:
             for pid in celery_worker_process.children():
                 os.kill(pid, signal.SIGKILL)
             kills += 1
-        time.sleep(0.05)
+            time.sleep(0.2)
+            interrupted = ScoringChunk.objects.filter(pk__in=running, status="running").exists()
+            if not interrupted:
+                time.sleep(2)  # the pool processes are replaced before the next try
+        time.sleep(0.02)
     wait_for(lambda: finished(job.pk, reconcile_after=5), timeout=180, interval=1)
-    assert kills >= 1
-    assert ScoringChunk.objects.filter(job=job, attempts__gt=1).exists()  # a chunk really was interrupted
+    assert interrupted, f"no chunk was caught mid-run in {kills} kills"
+    assert ScoringChunk.objects.filter(job=job, attempts__gt=1).exists()  # the interrupted chunk ran again
     assert_each_row_once(job, 40_000)
 
 
