@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -107,16 +108,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         portal = realtime.setup_portal(skops_path, reference_path)
     port = free_port()
     bodies = [json.dumps({"rows": [row], "ids": [cid]}).encode() for cid, row in zip(ids, rows, strict=True)]
+    # the CPUs of the real-time benchmark whose rate is held: the server on the same core(s), the generator apart
+    generator_cpus, server_cpus = realtime.cpu_split(realtime.plan_from(args))
     contender = realtime.portal_contender("load", "OpsPortal (gunicorn)", port, portal["token"], bodies, log_rate="1",
-                                         cpus=None)
+                                         cpus=server_cpus)
     log(f"holding {rate:.0f} requests/s for {args.seconds:.0f}s on {args.load_connections} connections")
     with contender.server as server:  # __enter__ starts it
         server.wait_listening(120, "/healthz")
         headers = contender.target.request_headers()
         for body in bodies[:20]:  # warm the model cache and the connection
             realtime.loadgen.request_once(contender.target, body)
-        result = hold(port, contender.target.path, headers, bodies, rate=rate, seconds=args.seconds,
-                      connections=args.load_connections)
+        own_cpus = os.sched_getaffinity(0)
+        if generator_cpus:  # the generator's threads run in this process
+            os.sched_setaffinity(0, generator_cpus)
+        try:
+            result = hold(port, contender.target.path, headers, bodies, rate=rate, seconds=args.seconds,
+                          connections=args.load_connections)
+        finally:
+            os.sched_setaffinity(0, own_cpus)
     held = result["errors"] == 0 and result["achieved_rps"] >= 0.95 * rate
     rows_out = [["asked rate (requests/s)", f"{rate:.0f}"], ["achieved rate", f"{result['achieved_rps']:.1f}"],
                 ["requests", result["requests"]], ["errors", result["errors"]],
