@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from opsportal.errors import DomainError
@@ -224,11 +225,20 @@ def sha256_of(path: Path) -> str:
 def blob_put(path: Path, kind: str) -> Blob:
     """Store under a key derived from the content only (never from a user-supplied name)."""
     sha = sha256_of(path)
+    with path.open("rb") as fh:
+        return _blob_save(File(fh), kind, sha, path.stat().st_size)
+
+
+def blob_put_bytes(data: bytes, kind: str) -> Blob:
+    """blob_put for bytes already in memory (no temporary file to write and read back)."""
+    return _blob_save(ContentFile(data), kind, hashlib.sha256(data).hexdigest(), len(data))
+
+
+def _blob_save(content: File, kind: str, sha: str, size: int) -> Blob:
     key = f"{kind}/{sha[:2]}/{sha}"
     if not default_storage.exists(key):
-        with path.open("rb") as fh:
-            key = default_storage.save(key, File(fh))
-    return Blob(key=key, sha256=sha, size=path.stat().st_size)
+        key = default_storage.save(key, content)
+    return Blob(key=key, sha256=sha, size=size)
 
 
 @contextmanager

@@ -154,9 +154,9 @@ class OnnxPredictor:
 
     def feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if self.per_column:
-            return {i.name: _column_array(frame[i.name], i.type) for i in self.inputs}
-        dtype = ONNX_DTYPES.get(self.inputs[0].type, np.float32)
-        return {self.inputs[0].name: frame.to_numpy(dtype=dtype)}
+            return {name: _column_array(frame[name], dtype) for name, dtype in self.column_types}
+        name, dtype = self.column_types[0]
+        return {name: frame.to_numpy(dtype=dtype)}
 
     def score_records(self, records: list[dict[str, Any]], columns: list[str]) -> tuple[np.ndarray, Any]:
         """Labels and probabilities from one run, fed straight from dicts (no DataFrame on the hot path).
@@ -208,8 +208,7 @@ def _records_array(records: list[dict[str, Any]], name: str, dtype: Any) -> np.n
     return np.array([[_number(r[name])] for r in records], dtype=dtype)
 
 
-def _column_array(series: pd.Series, onnx_type: str) -> np.ndarray:
-    dtype = ONNX_DTYPES.get(onnx_type, np.float32)
+def _column_array(series: pd.Series, dtype: Any) -> np.ndarray:
     if dtype is object:
         return series.astype(str).to_numpy(dtype=object).reshape(-1, 1)
     return series.to_numpy(dtype=dtype).reshape(-1, 1)

@@ -44,8 +44,8 @@ def model_for_scoring(user: Any, name: str, *, alias: str = "champion",
     return model, row[3]
 
 
-@functools.cache
-def _scoring_sql_for(vendor: str, by_number: bool) -> str:
+@functools.cache  # the process's one database: built once per shape
+def _scoring_sql(by_number: bool) -> str:
     qn = connection.ops.quote_name
     members = Team.members.through._meta.db_table
     target = (f"SELECT v.{qn('id')} FROM {qn(ModelVersion._meta.db_table)} v "  # noqa: S608  (quoted names from model metadata; values are parameters)
@@ -58,10 +58,6 @@ def _scoring_sql_for(vendor: str, by_number: bool) -> str:
         f"AND tm.{qn('user_id')} = %s) "
         f"FROM {qn(RegisteredModel._meta.db_table)} m WHERE m.{qn('name')} = %s"
     )
-
-
-def _scoring_sql(by_number: bool) -> str:
-    return _scoring_sql_for(connection.vendor, by_number)
 
 
 def can_change_model(user: Any, model: RegisteredModel) -> bool:

@@ -414,14 +414,6 @@ def _export_lines(job: ScoringJob, scored: Scored) -> bytes:
     return buffer.getvalue()
 
 
-def _store_bytes(data: bytes, kind: str) -> artifacts.Blob:
-    """Stored by content: a second execution of the chunk finds the same bytes under the same key."""
-    with tempfile.NamedTemporaryFile(prefix="opsportal-part-") as tmp:
-        tmp.write(data)
-        tmp.flush()
-        return artifacts.blob_put(Path(tmp.name), kind)
-
-
 def chunk_run(*, chunk_id: int) -> None:
     """Worker: score one chunk; its results part is attached in the one UPDATE that marks it done."""
     chunk = _claim(chunk_id)
@@ -439,10 +431,11 @@ def chunk_run(*, chunk_id: int) -> None:
 
 def _attach(chunk: ScoringChunk, scored: Scored) -> bool:
     """Store the chunk's parts and mark it done with them, counting its rows; False if another
-    execution of the same chunk got there first (it waited on the row lock, then found it done)."""
+    execution of the same chunk got there first (it waited on the row lock, then found it done).
+    Parts are stored by content: a second execution finds the same bytes under the same key."""
     job = chunk.job
-    part = _store_bytes(_part_bytes(job, scored), "results")
-    export = _store_bytes(_export_lines(job, scored), "results")
+    part = artifacts.blob_put_bytes(_part_bytes(job, scored), "results")
+    export = artifacts.blob_put_bytes(_export_lines(job, scored), "results")
     with transaction.atomic():
         if not ScoringChunk.objects.filter(pk=chunk.pk, status=ChunkStatus.RUNNING).update(
             status=ChunkStatus.DONE, finished_at=timezone.now(), results_key=part.key,

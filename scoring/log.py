@@ -184,8 +184,7 @@ def flush_if_due(**_: Any) -> None:
         return  # tests and scripts write with flush() themselves
     if time.monotonic() - _state["last_write"] < FLUSH_SECONDS and _queue.qsize() < BATCH_ROWS:
         return
-    close_old_connections()
-    _write_due()
+    _write_due()  # request_finished's own close_old_connections ran first: the connection is checked
 
 
 def _write_due() -> None:

@@ -6,8 +6,6 @@ chunks' parts before the table goes. On PostgreSQL an exclusion constraint then 
 """
 
 import io
-import tempfile
-from pathlib import Path
 
 from django.db import migrations, models
 
@@ -46,10 +44,7 @@ def results_to_parts(apps, schema_editor):
         ).order_by("row_number").values_list("row_number", "entity_id", "prediction", "probabilities", "score",
                                              "error"))
         classes = [str(c) for c in chunk.job.version.signature.get("output", {}).get("classes", [])]
-        with tempfile.NamedTemporaryFile(prefix="opsportal-part-") as tmp:
-            tmp.write(_part(rows, classes))
-            tmp.flush()
-            blob = artifacts.blob_put(Path(tmp.name), "results")
+        blob = artifacts.blob_put_bytes(_part(rows, classes), "results")
         chunk_model.objects.filter(pk=chunk.pk).update(results_key=blob.key, results_sha256=blob.sha256)
 
 
