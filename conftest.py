@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     trusted types, the default policy). Under pytest-xdist's work stealing an ordinary test can run
     next in the same process, so the seeded rows are put back at once, not only when the next
     transactional test starts."""
+    worker = getattr(item, "funcargs", {}).get("celery_worker_process")
+    if worker is not None:  # nothing of this test may still be writing while its tables are emptied
+        worker.quiesce()
+    if nextitem is None:
+        _end_other_sessions(item)
     yield
     contents = getattr(connection, "_test_serialized_contents", None)
     # After the last test the test databases are already gone (session teardown runs inside its teardown).
@@ -57,6 +64,18 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
     with item.config.stash[blocking_manager_key].unblock():
         connection.creation.deserialize_db_from_string(contents)
+
+
+def _end_other_sessions(item: pytest.Item) -> None:
+    """Before the test databases are dropped: the sessions kept by this process's background threads
+    (shadow scoring, with a connection max age) would make PostgreSQL refuse to drop them."""
+    if connection.vendor != "postgresql" or not connection.settings_dict["NAME"].startswith("test_"):
+        return
+    from pytest_django.plugin import blocking_manager_key
+
+    with item.config.stash[blocking_manager_key].unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                       " WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture(autouse=True)
@@ -162,18 +181,21 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path, already: int, timeout:
 
 
 def start_worker(log: Path, *, concurrency: int = 2) -> subprocess.Popen[bytes]:
-    """A separate `celery worker` process on the configured broker and the test database."""
+    """A separate `celery worker` process on the configured broker and the test database; its node name
+    is `proc.node`."""
+    node = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     env = {**os.environ, "DATABASE_URL": _database_url_for_worker()}
     already = log.read_text(errors="replace").count(" ready.") if log.exists() else 0
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "opsportal", "worker", "--loglevel", "INFO",
              "--queues", ",".join(settings.CELERY_QUEUE_NAMES), "--concurrency", str(concurrency),
-             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle"],
+             "--hostname", node, "--without-gossip", "--without-mingle"],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR, start_new_session=True,
         )
     _wait_ready(proc, log, already)
     proc.log_path = log  # type: ignore[attr-defined]
+    proc.node = node  # type: ignore[attr-defined]
     return proc
 
 
@@ -207,6 +229,33 @@ class WorkerHandle:
 
     def stop(self) -> None:
         stop_worker(self.proc)
+
+    def idle(self) -> bool:
+        """The worker answers and holds no task: none running, prefetched or waiting for its countdown."""
+        from opsportal.celery import app
+
+        node = self.proc.node  # type: ignore[attr-defined]
+        inspect = app.control.inspect(destination=[node], timeout=1.0)
+        return all((call() or {}).get(node) == [] for call in (inspect.active, inspect.reserved, inspect.scheduled))
+
+    def quiesce(self, timeout: float = 120) -> None:
+        """Drop queued tasks and wait for the running ones to end: what a test set off (follow-up tasks
+        too) must not write into the next test's tables, nor hold locks while they are emptied. Twice idle
+        with a purge between: a task that published another just before ending has its message purged."""
+        if self.proc.poll() is not None:
+            return
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while time.monotonic() < deadline:
+            _purge_queues()
+            calm = calm + 1 if self.idle() else 0
+            if calm == 2:
+                return
+            time.sleep(0.2)
+        warnings.warn(f"Celery worker still busy {timeout}s after its test: restarted", stacklevel=1)
+        self.kill_all()
+        _purge_queues()
+        self.proc = start_worker(self.log_path)
 
 
 @pytest.fixture(scope="session")

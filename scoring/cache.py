@@ -98,15 +98,16 @@ def warm_champions() -> list[int]:
 
 
 def _warm_forever() -> None:
-    from django.db import close_old_connections
+    from django.db import connection
 
     while True:
         time.sleep(WARM_EVERY_SECONDS)
-        close_old_connections()
         try:
             warm_champions()
         except Exception:  # the database may be restarting: try again next round
             logger.warning("Model cache warming skipped this round", exc_info=True)
+        finally:  # a session per round, none held between rounds (nor when the database is dropped)
+            connection.close()
 
 
 def ensure_warmer() -> None:

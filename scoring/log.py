@@ -218,7 +218,10 @@ def _run() -> None:
         if time.monotonic() - _state["last_write"] < FLUSH_SECONDS or (_queue.empty() and not _pending):
             continue
         close_old_connections()
-        _write_due()
+        try:
+            _write_due()
+        finally:  # rarely needed: hold no database session while idle
+            connection.close()
 
 
 def _ensure_thread() -> None:
