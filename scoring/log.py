@@ -29,7 +29,7 @@ import random
 import threading
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -130,12 +130,21 @@ def _sqlite_values(batch: list[LogRow]) -> list[tuple[Any, ...]]:
     The rows of one request share their time, so each distinct time is converted once."""
     times: dict[datetime, str] = {}
     values = []
+    utc = connection.timezone_name == "UTC"
     for row in batch:
         created = times.get(row.created_at)
         if created is None:
-            created = times[row.created_at] = connection.ops.adapt_datetimefield_value(row.created_at)
+            created = times[row.created_at] = _sqlite_time(row.created_at, utc)
         values.append((created, *row[1:3], _hex(row.request_id), *row[4:]))
     return values
+
+
+def _sqlite_time(value: datetime, utc: bool) -> str:
+    """Django's SQLite form of a datetime. The times made here (timezone.now(), in UTC) for a database
+    kept in UTC skip its time zone conversion, which cost more than the rest of the row."""
+    if utc and value.tzinfo is UTC:
+        return str(value.replace(tzinfo=None))
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _hex(request_id: str) -> str:

@@ -16,8 +16,10 @@ class PredictionLog(models.Model):
     """One scored row: what went in, what came out, which version, how fast. Joined later with labels."""
 
     created_at = models.DateTimeField()
-    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="+")
-    version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes on the keys: the composite indexes below lead with them and serve the same
+    # lookups (cascades, joins), and every index is one more B-tree written per logged prediction.
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.CASCADE, related_name="+", db_index=False)
+    version = models.ForeignKey("registry.ModelVersion", on_delete=models.CASCADE, related_name="+", db_index=False)
     request_id = models.UUIDField()
     entity_id = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=16, choices=PredictionSource.choices, default=PredictionSource.REALTIME)
