@@ -87,9 +87,14 @@ def test_a_whole_worker_killed_mid_job_is_recovered(celery_worker_process, ready
 
 
 def test_chunks_whose_messages_were_never_sent_are_queued_again(celery_worker_process, ready_version, data_scientist,
-                                                                 django_capture_on_commit_callbacks):
+                                                                 monkeypatch):
     # The planner died right after its commit: the chunks exist, no message was ever sent for them.
-    with django_capture_on_commit_callbacks(execute=False):
+    # (Commits here are real, so on_commit hooks run at once: the messages are what is held back.)
+    from scoring.tasks import chunk_run_task, job_plan_task
+
+    with monkeypatch.context() as unsent:
+        for task in (job_plan_task, chunk_run_task):
+            unsent.setattr(task, "delay", lambda *args, **kwargs: None)
         job = submit(ready_version, data_scientist, rows=3000, chunk_size=1000)
         batch.job_plan(job_id=job.pk)
     assert set(ScoringChunk.objects.filter(job=job).values_list("status", flat=True)) == {"pending"}
