@@ -190,7 +190,7 @@ if ARTIFACT_STORAGE == "s3" and not S3_OPTIONS["bucket_name"]:
 DEFAULT_STORAGE = (
     {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": S3_OPTIONS}
     if ARTIFACT_STORAGE == "s3"
-    else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    else {"BACKEND": "opsportal.storage.AtomicFileSystemStorage"}
 )
 STORAGES = {
     "default": DEFAULT_STORAGE,

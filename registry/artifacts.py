@@ -236,8 +236,12 @@ def blob_put_bytes(data: bytes, kind: str) -> Blob:
 
 def _blob_save(content: File, kind: str, sha: str, size: int) -> Blob:
     key = f"{kind}/{sha[:2]}/{sha}"
-    if not default_storage.exists(key):
-        key = default_storage.save(key, content)
+    if default_storage.exists(key):
+        if default_storage.size(key) == size:
+            return Blob(key=key, sha256=sha, size=size)
+        # Torn by a writer killed mid-write before writes were atomic: the same content replaces it.
+        default_storage.delete(key)
+    key = default_storage.save(key, content)
     return Blob(key=key, sha256=sha, size=size)
 
 
