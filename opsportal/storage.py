@@ -27,8 +27,6 @@ class AtomicFileSystemStorage(FileSystemStorage):
         fd, partial = tempfile.mkstemp(dir=directory, prefix=PARTIAL_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
-                if hasattr(content, "seek"):
-                    content.seek(0)
                 for chunk in content.chunks():
                     out.write(chunk if isinstance(chunk, bytes) else chunk.encode())
                 out.flush()

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import orjson
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from scoring.models import PredictionLog
 
@@ -226,10 +226,9 @@ def _run() -> None:
         time.sleep(FLUSH_SECONDS)
         if time.monotonic() - _state["last_write"] < FLUSH_SECONDS or (_queue.empty() and not _pending):
             continue
-        close_old_connections()
         try:
             _write_due()
-        finally:  # rarely needed: hold no database session while idle
+        finally:  # rarely needed: hold no database session while idle (each round opens a fresh one)
             connection.close()
 
 
