@@ -18,6 +18,15 @@ if _OWN_DIR:
     os.environ["OPSPORTAL_VAR_DIR"] = str(Path(__file__).resolve().parent.parent / "var" / "test" / str(os.getpid()))
 
 
+def _own_var_dir() -> None:
+    """Under pytest-xdist each test process gets its own sub-folder of the run's var/ folder. The
+    filesystem broker is a folder, so with a shared one the worker that one test process starts
+    took another's tasks and looked for their rows in the wrong database."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if name.startswith("gw"):
+        os.environ["OPSPORTAL_VAR_DIR"] = str(Path(os.environ["OPSPORTAL_VAR_DIR"]) / name)
+
+
 def _own_redis_database() -> None:
     """Under pytest-xdist each test process talks to its own Redis database, so the worker one
     process starts never takes another's tasks (and purging queues stays private)."""
@@ -29,6 +38,7 @@ def _own_redis_database() -> None:
     os.environ["CELERY_BROKER_URL"] = urlunsplit(parts._replace(path=f"/{base + 1 + int(name[2:])}"))
 
 
+_own_var_dir()
 _own_redis_database()
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.setdefault("SCORING_BACKGROUND_THREADS", "false")
