@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from accounts.models import Team
 from accounts.services import token_create
 from opsportal.roles import Role
+from scoring import cache as scoring_cache
 
 # Real models and data built in code, shared by every app's tests.
 pytest_plugins = ["registry.tests.fixtures", "opsportal.tests.browser"]
@@ -80,8 +81,10 @@ def _end_other_sessions(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
-    """Throttle counters and cached reads never leak from one test into the next."""
+    """Throttle counters and cached reads never leak from one test into the next. The scoring cache
+    keeps ready versions by id, and a rolled-back test hands the same ids out again on SQLite."""
     cache.clear()
+    scoring_cache.clear()
 
 
 @pytest.fixture

@@ -42,7 +42,8 @@ class NotificationReadApi(APIView):
     """Mark some (`ids`) or all (`all: true`) of your notifications read."""
 
     class Input(serializers.Serializer):
-        ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=MAX_IDS)
+        ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=notifications.MAX_ID),
+                                    required=False, max_length=MAX_IDS)
         all = serializers.BooleanField(required=False, default=False)
 
         def validate(self, attrs: dict) -> dict:

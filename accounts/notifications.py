@@ -71,6 +71,7 @@ WEBHOOK_SCHEMES = ("http", "https")
 WEBHOOK_USER_AGENT = "OpsPortal-Webhooks/1"
 # A pending delivery whose retry is this overdue lost its broker message: re-enqueue it.
 WEBHOOK_STALE_AFTER = timedelta(minutes=15)
+MAX_ID = 2**63 - 1  # the largest primary key a 64-bit integer column holds
 
 MSG_UNKNOWN_EVENT = "Unknown event {event!r}: add it to accounts.notifications.EVENTS."
 MSG_NOT_RELATIVE = "Notification links must be relative to the portal (start with a single '/')."
@@ -142,7 +143,8 @@ def notification_mark_read(
         raise NotificationError("validation_error", MSG_IDS_OR_ALL, details={"ids": [MSG_IDS_OR_ALL]})
     unread = notifications_of(user, unread=True)
     if not mark_all:
-        unread = unread.filter(pk__in=list(ids or ()))
+        # An id beyond the key's range names no notification (SQLite refuses such a number in IN).
+        unread = unread.filter(pk__in=[i for i in ids or () if 0 < i <= MAX_ID])
     with transaction.atomic():
         marked = unread.update(read_at=timezone.now())
         if marked:

@@ -238,5 +238,17 @@ def test_it_wants_either_ids_or_all(api_client_for, data_scientist, payload):
     assert response.json()["error"]["details"]["non_field_errors"] == [MSG_IDS_OR_ALL]
 
 
+def test_it_refuses_an_id_beyond_any_key_via_the_api(api_client_for, data_scientist):
+    response = api_client_for(data_scientist).post(f"{API}read/", {"ids": [10**30]}, format="json")
+    assert response.status_code == 400 and "ids" in response.json()["error"]["details"]
+
+
+def test_it_marks_nothing_for_an_id_beyond_any_key_from_the_inbox(client, data_scientist):
+    tell(data_scientist)
+    client.force_login(data_scientist)
+    response = client.post("/accounts/inbox/read/", {"id": str(10**30)})
+    assert response.status_code == 302 and unread_count(data_scientist) == 1
+
+
 def test_it_refuses_anonymous_api_calls(client):
     assert client.get(API).status_code in (401, 403)

@@ -11,7 +11,7 @@ from rest_framework.settings import api_settings
 
 from accounts.services import token_create, token_revoke
 from registry.tests.fixtures import CATEGORICAL, NUMERIC, churn_frame
-from scoring import cache, fastlane, log
+from scoring import fastlane, log
 from scoring.throttling import PredictRateThrottle
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +23,6 @@ VOLATILE = ("request_id", "latency_ms")
 
 @pytest.fixture(autouse=True)
 def _fresh() -> None:
-    cache.clear()
     log.discard()
 
 

@@ -17,7 +17,6 @@ ROWS = churn_frame(rows=5, seed=99)[NUMERIC + CATEGORICAL]
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
-    cache.clear()
     explain.clear()
     log.discard()
 
