@@ -171,7 +171,7 @@ def test_it_flags_another_scikit_learn_version_until_an_admin_accepts_it(registe
 
 
 def test_it_fails_closed_when_stored_bytes_change(register, validate):
-    version = register()
+    version = register(data=skops_bytes(churn_pipeline()))  # its own bytes: the stored file is overwritten
     with default_storage.open(version.artifact_key, "wb") as fh:
         fh.write(skops_bytes(churn_pipeline(churn_frame(seed=3))))
     version = validate(version)
