@@ -6,6 +6,7 @@ import copy
 import functools
 import hashlib
 import io
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,6 @@ def standard_artifact(nth: int = 0) -> bytes:
     return skops_bytes(churn_pipeline())
 
 
-
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
 
@@ -98,7 +98,7 @@ def churn_model(data_scientist: Any) -> RegisteredModel:
 def register(data_scientist: Any, churn_model: RegisteredModel) -> Callable[..., ModelVersion]:
     """Register a version through the service (as the API does), without validating it yet."""
 
-    standard = iter(range(1_000))
+    standard = itertools.count()
 
     def make(model: Any = None, *, reference: pd.DataFrame | None = None, fmt: str = "skops", data: bytes | None = None,
              target: str = "Churn", on: RegisteredModel | None = None, **fields: Any) -> ModelVersion:

@@ -9,7 +9,7 @@ from accounts.models import AuditEvent
 from registry import promotions
 from registry.models import ApprovalPolicy
 from registry.tests.fixtures import CATEGORICAL, NUMERIC, churn_frame, churn_pipeline
-from scoring import cache, log, services
+from scoring import log, services
 from scoring.models import PredictionLog
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,6 @@ def promote(version, requester, approver, target):
 
 @pytest.fixture
 def champion_and_challenger(ready_version, register, validate, data_scientist, approver):
-    cache.clear()
     log.discard()
     ApprovalPolicy.objects.filter(model=None).update(gates={})
     promote(ready_version, data_scientist, approver, "production")
